@@ -1,0 +1,36 @@
+"""clust: a typed Claude Messages API client with persisted conversations.
+
+``import clust`` stays light: the clients load on first use, and SQLAlchemy and
+Alembic only when the conversation store is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["AsyncClient", "Client", "__version__"]
+
+if TYPE_CHECKING:
+    from clust.client import AsyncClient, Client
+
+_LAZY = {
+    "Client": "clust.client",
+    "AsyncClient": "clust.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'clust' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

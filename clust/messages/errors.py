@@ -1,0 +1,236 @@
+"""Every exception clust raises.
+
+``MessagesError`` is the root. Three families hang below it:
+
+- ``InvalidParameter`` / ``StreamOptionMismatch``: bad input, raised before any
+  network call.
+- ``ApiError`` and its subclasses: the API answered with an error (an HTTP error
+  status, or an ``error`` event inside a stream).
+- ``ClientError`` and its subclasses: no usable answer came back (connection
+  failures, timeouts, undecodable or cut-off responses).
+
+No exception here ever holds request headers, so the API key cannot leak through
+``str()`` or ``repr()`` of an error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clust.messages.response import MessagesResponseBody
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BillingError",
+    "ClientError",
+    "ConflictError",
+    "ConnectionFailed",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "InvalidParameter",
+    "InvalidRequestError",
+    "MessagesError",
+    "MissingCredentials",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimedOut",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "ResponseDecodeError",
+    "ServiceUnavailableError",
+    "StreamDecodeError",
+    "StreamInterrupted",
+    "StreamOptionMismatch",
+]
+
+
+class MessagesError(Exception):
+    """Root of every exception raised by clust."""
+
+
+class InvalidParameter(MessagesError, ValueError):
+    """A value given by the caller is outside what the API accepts.
+
+    Raised before any network call. ``field`` names the parameter, ``value`` is
+    what was given and ``allowed`` describes the accepted range.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field}={value!r} is invalid: allowed {allowed}")
+
+
+class MissingCredentials(MessagesError, ValueError):
+    """No API key or auth token was given or found in the environment."""
+
+
+class StreamOptionMismatch(MessagesError, ValueError):
+    """The body's ``stream`` field contradicts the method it was given to.
+
+    ``create_a_message`` needs ``stream`` unset or false; ``create_a_message_stream``
+    needs it unset or true.
+    """
+
+
+class ApiError(MessagesError):
+    """The API answered with an error.
+
+    Subclasses exist per error type (``RateLimitError``, ``OverloadedError``, ...).
+    An error type or status clust does not know is raised as ``ApiError`` itself
+    (4xx) or ``InternalServerError`` (5xx).
+
+    Attributes:
+        status_code: HTTP status (200 for an ``error`` event inside a stream).
+        error_type: ``error.type`` from the envelope, e.g. ``"rate_limit_error"``.
+        message: ``error.message`` from the envelope, or the raw body text.
+        request_id: the ``request-id`` response header (else the body's).
+        retry_after: seconds the server asked to wait, if it said so.
+        error_code: ``error.details.error_code`` when present.
+        body: the parsed JSON body, or the raw text when it was not JSON.
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        error_type: str | None,
+        message: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        error_code: str | None = None,
+        body: object = None,
+    ) -> None:
+        self.status_code = status_code
+        self.error_type = error_type
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.error_code = error_code
+        self.body = body
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        kind = self.error_type or "error"
+        text = f"{self.status_code} {kind}: {self.message}"
+        if self.error_code:
+            text += f" [{self.error_code}]"
+        if self.request_id:
+            text += f" (request_id={self.request_id})"
+        if self.retry_after is not None:
+            text += f" (retry after {self.retry_after:g}s)"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_api_error, (type(self), self.__dict__.copy()))
+
+
+def _rebuild_api_error(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._describe())
+    return error
+
+
+class InvalidRequestError(ApiError):
+    """400 ``invalid_request_error``."""
+
+
+class AuthenticationError(ApiError):
+    """401 ``authentication_error``."""
+
+
+class BillingError(ApiError):
+    """402 ``billing_error``."""
+
+
+class PermissionDeniedError(ApiError):
+    """403 ``permission_error``."""
+
+
+class NotFoundError(ApiError):
+    """404 ``not_found_error``."""
+
+
+class RequestTimeoutError(ApiError):
+    """408: the server timed out waiting for the request."""
+
+
+class ConflictError(ApiError):
+    """409 ``conflict_error``."""
+
+
+class RequestTooLargeError(ApiError):
+    """413 ``request_too_large``."""
+
+
+class RateLimitError(ApiError):
+    """429 ``rate_limit_error``."""
+
+
+class InternalServerError(ApiError):
+    """500 ``api_error``, and any 5xx status without a class of its own."""
+
+
+class ServiceUnavailableError(InternalServerError):
+    """503."""
+
+
+class GatewayTimeoutError(InternalServerError):
+    """504 ``timeout_error``."""
+
+
+class OverloadedError(InternalServerError):
+    """529 ``overloaded_error``."""
+
+
+class ClientError(MessagesError):
+    """No usable answer came back from the API."""
+
+
+class ConnectionFailed(ClientError):
+    """The connection could not be made or broke before a response arrived."""
+
+
+class RequestTimedOut(ClientError):
+    """The request did not complete within the configured timeout."""
+
+
+class ResponseDecodeError(ClientError):
+    """The response could not be decoded (bad JSON, wrong content type, bad UTF-8).
+
+    ``request_id`` is the ``request-id`` header of that response, if any.
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.request_id = request_id
+        super().__init__(message if request_id is None else f"{message} (request_id={request_id})")
+
+
+class StreamDecodeError(ResponseDecodeError):
+    """A server-sent event could not be decoded (bad UTF-8 or JSON in a data line)."""
+
+
+class StreamInterrupted(ClientError):
+    """A stream ended before ``message_stop``.
+
+    ``partial_message`` holds what was accumulated so far (``None`` when not even
+    ``message_start`` arrived); its billed input and output tokens so far are in
+    ``partial_message.usage``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_message: MessagesResponseBody | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.partial_message = partial_message
+        self.request_id = request_id
+        super().__init__(message if request_id is None else f"{message} (request_id={request_id})")

@@ -1,0 +1,258 @@
+"""Build the HTTP requests of the API: method, path, headers and body bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clust.messages import MessagesRequestBody
+from clust.messages.errors import StreamOptionMismatch
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_BASE_URL",
+    "ONE_HOUR_TTL_BETA",
+    "AuthScheme",
+    "Credentials",
+    "RequestSpec",
+    "base_headers",
+    "count_tokens_request",
+    "merge_betas",
+    "message_request",
+    "needs_one_hour_ttl_beta",
+]
+
+API_VERSION = "2026-10-21"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ONE_HOUR_TTL_BETA = "extended-cache-ttl-2025-04-11"
+
+AuthScheme = Literal["bearer", "x-api-key"]
+
+# Fields of a Messages body that POST /v1/messages/count_tokens accepts.
+_COUNT_TOKENS_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control"}
+    | {"output_config", "speed"}
+)
+
+
+class Credentials:
+    """An API key or bearer token, and how to send it.
+
+    The secret is only ever exposed through :meth:`header`; ``repr`` and ``str``
+    show a redacted form.
+    """
+
+    __slots__ = ("_scheme", "_secret")
+
+    def __init__(self, secret: str, scheme: AuthScheme = "bearer") -> None:
+        if not secret:
+            raise ValueError("the API key is empty")
+        if scheme not in ("bearer", "x-api-key"):
+            raise ValueError(f"auth scheme {scheme!r} is invalid: allowed 'bearer' or 'x-api-key'")
+        self._secret = secret
+        self._scheme: AuthScheme = scheme
+
+    @property
+    def scheme(self) -> AuthScheme:
+        """``"bearer"`` (``authorization: Bearer <key>``) or ``"x-api-key"``."""
+        return self._scheme
+
+    def header(self) -> tuple[str, str]:
+        """The header name and value carrying the secret."""
+        if self._scheme == "bearer":
+            return "authorization", f"Bearer {self._secret}"
+        return "x-api-key", self._secret
+
+    def __repr__(self) -> str:
+        return f"Credentials(scheme={self._scheme!r}, secret='***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One HTTP request to make: what both clients send, built in one place."""
+
+    method: Literal["GET", "POST", "DELETE"]
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    params: Mapping[str, str | int | Sequence[str]] | None = None
+    stream: bool = False
+
+
+def base_headers(
+    credentials: Credentials,
+    *,
+    user_agent: str,
+    default_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers sent on every call of a client (lowercase names).
+
+    ``default_headers`` are added last and win, except that they cannot replace
+    the credentials header.
+    """
+    headers = {
+        "accept": "application/json",
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+        "user-agent": user_agent,
+    }
+    if default_headers:
+        headers.update({name.lower(): value for name, value in default_headers.items()})
+    name, value = credentials.header()
+    headers[name] = value
+    return headers
+
+
+def merge_betas(*groups: Iterable[str] | None) -> list[str]:
+    """Beta names from several sources, in first-seen order, without duplicates."""
+    seen: dict[str, None] = {}
+    for group in groups:
+        if group is None:
+            continue
+        for beta in group:
+            for name in beta.split(","):
+                name = name.strip()
+                if name:
+                    seen.setdefault(name, None)
+    return list(seen)
+
+
+def needs_one_hour_ttl_beta(body: MessagesRequestBody, wire: bytes | None = None) -> bool:
+    """Whether any cache_control in the body (top level, tools, system, messages) uses ttl 1h.
+
+    ``wire`` is the serialized body when at hand: a body whose JSON does not contain
+    ``"1h"`` at all is answered without walking the blocks.
+    """
+    if wire is not None and b'"1h"' not in wire:
+        return False
+    if _is_one_hour(body.cache_control):
+        return True
+    for tool in body.tools or ():
+        if _is_one_hour(_cache_control_of(tool)):
+            return True
+    system = body.system
+    if system is not None:
+        root = getattr(system, "root", system)
+        if not isinstance(root, str):
+            for block in root:
+                if _is_one_hour(_cache_control_of(block)):
+                    return True
+    for message in body.messages:
+        content = message.content
+        if isinstance(content, str):
+            continue
+        for block in content:
+            if _block_has_one_hour(block):
+                return True
+    return False
+
+
+def _block_has_one_hour(block: object) -> bool:
+    if _is_one_hour(_cache_control_of(block)):
+        return True
+    nested = getattr(block, "content", None)
+    if isinstance(nested, list):
+        return any(_block_has_one_hour(item) for item in nested)
+    return False
+
+
+def _cache_control_of(item: object) -> object:
+    if isinstance(item, Mapping):
+        return item.get("cache_control")
+    marker = getattr(item, "cache_control", None)
+    if marker is None:
+        extra = getattr(item, "model_extra", None)
+        if isinstance(extra, dict):
+            return extra.get("cache_control")
+    return marker
+
+
+def _is_one_hour(marker: object) -> bool:
+    if marker is None:
+        return False
+    ttl = marker.get("ttl") if isinstance(marker, Mapping) else getattr(marker, "ttl", None)
+    return ttl is not None and str(getattr(ttl, "value", ttl)) == "1h"
+
+
+def message_request(
+    body: MessagesRequestBody,
+    *,
+    stream: bool,
+    betas: Iterable[str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> RequestSpec:
+    """The POST /v1/messages request for ``body``.
+
+    For a streaming call a body with ``stream`` unset is sent with
+    ``"stream": true``; a body whose ``stream`` contradicts the call raises
+    :class:`StreamOptionMismatch` before anything is sent.
+    """
+    wanted = body.stream
+    if wanted is not None and bool(wanted) != stream:
+        if stream:
+            raise StreamOptionMismatch(
+                "create_a_message_stream() needs a body with stream unset or true, "
+                "got stream=false; use create_a_message() for a single reply"
+            )
+        raise StreamOptionMismatch(
+            "create_a_message() needs a body with stream unset or false, "
+            "got stream=true; use create_a_message_stream() to stream"
+        )
+    content = body.to_json()
+    if stream and wanted is None:
+        content = _with_stream_true(content)
+    headers = _call_headers(body, content, betas, extra_headers)
+    return RequestSpec("POST", "/v1/messages", headers, content, stream=stream)
+
+
+def count_tokens_request(
+    body: MessagesRequestBody,
+    *,
+    betas: Iterable[str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> RequestSpec:
+    """The POST /v1/messages/count_tokens request for the prompt of ``body``.
+
+    Only the fields the endpoint accepts are sent (``max_tokens``, ``stream``,
+    sampling and metadata fields are left out).
+    """
+    wire: dict[str, Any] = {
+        key: value for key, value in body.to_wire().items() if key in _COUNT_TOKENS_FIELDS
+    }
+    content = _dumps(wire)
+    headers = _call_headers(body, content, betas, extra_headers)
+    return RequestSpec("POST", "/v1/messages/count_tokens", headers, content)
+
+
+def _call_headers(
+    body: MessagesRequestBody,
+    content: bytes,
+    betas: Iterable[str] | None,
+    extra_headers: Mapping[str, str] | None,
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    automatic = [ONE_HOUR_TTL_BETA] if needs_one_hour_ttl_beta(body, content) else None
+    user_betas: list[str] | None = None
+    if extra_headers:
+        headers.update({name.lower(): value for name, value in extra_headers.items()})
+        given = headers.pop("anthropic-beta", None)
+        user_betas = [given] if given else None
+    merged = merge_betas(betas, user_betas, automatic)
+    if merged:
+        headers["anthropic-beta"] = ",".join(merged)
+    return headers
+
+
+def _with_stream_true(content: bytes) -> bytes:
+    # The body is a compact JSON object: add the field before the closing brace.
+    if content == b"{}":
+        return b'{"stream":true}'
+    return content[:-1] + b',"stream":true}'
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,56 @@
+"""Turn a successful HTTP response into a typed result, or a typed decoding error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from clust.messages.errors import ResponseDecodeError
+
+__all__ = ["check_json_content_type", "check_stream_content_type", "parse_json_model"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def check_json_content_type(headers: Mapping[str, str]) -> None:
+    """Reject an event stream where a single JSON reply was asked for."""
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("text/event-stream"):
+        raise ResponseDecodeError(
+            "expected a JSON reply but the server sent an event stream",
+            request_id=headers.get("request-id"),
+        )
+
+
+def check_stream_content_type(headers: Mapping[str, str]) -> None:
+    """Reject anything but an event stream where a stream was asked for."""
+    content_type = headers.get("content-type", "")
+    if not content_type.startswith("text/event-stream"):
+        raise ResponseDecodeError(
+            f"expected an event stream but the server sent {content_type or 'no content type'!r}",
+            request_id=headers.get("request-id"),
+        )
+
+
+def parse_json_model(model: type[ModelT], headers: Mapping[str, str], content: bytes) -> ModelT:
+    """Parse a 2xx JSON body into ``model``; undecodable bodies raise ResponseDecodeError."""
+    check_json_content_type(headers)
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        raise ResponseDecodeError(
+            f"could not decode the {model.__name__} reply: {_first_error(exc)}",
+            request_id=headers.get("request-id"),
+        ) from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
