@@ -93,7 +93,11 @@ class ApiError(MessagesError):
         retry_after: seconds the server asked to wait, if it said so.
         error_code: ``error.details.error_code`` when present.
         body: the parsed JSON body, or the raw text when it was not JSON.
+        partial_message: for an ``error`` event inside a stream, the message
+            accumulated before it (``None`` otherwise).
     """
+
+    partial_message: MessagesResponseBody | None = None
 
     def __init__(
         self,
