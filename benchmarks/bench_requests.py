@@ -1,6 +1,6 @@
 """Client CPU per non-streaming request: raw httpx + json (the floor), the official SDK, clust.
 
-Run: ``python benchmarks/bench_requests.py [N]``. A canned-reply server runs in
+Run: ``python -m benchmarks.bench_requests [N]``. A canned-reply server runs in
 another process, so only the client's CPU is measured. Each client does the whole
 job per request: build the body from a logical request, send it, parse the reply.
 """
@@ -13,11 +13,9 @@ import sys
 import anthropic
 import httpx
 
+from benchmarks._harness import async_cpu_per_call, cpu_per_call, fast_server, print_table
 from clust import AsyncClient, Client
 from clust.messages import Message, MessagesRequestBody
-
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import async_cpu_per_call, cpu_per_call, fast_server, print_table
 
 MODEL = "claude-sonnet-5-5"
 PROMPT = "Hello, Claude"

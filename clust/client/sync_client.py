@@ -6,18 +6,23 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from clust.client._settings import ClientSettings, TimeoutTypes, as_timeout, settings_from_env
 from clust.client._settings import user_agent as _user_agent
-from clust.messages import MessagesRequestBody, MessagesResponseBody
 from clust.messages.errors import ConnectionFailed, RequestTimedOut
-from clust.messages.tokens import TokenCount
 from clust.protocol.errors import error_from_response
 from clust.protocol.request import AuthScheme, RequestSpec, count_tokens_request, message_request
 from clust.protocol.response import parse_json_model
 from clust.protocol.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from clust.client.streaming import MessageStream
+    from clust.messages.request import MessagesRequestBody
+    from clust.messages.response import MessagesResponseBody
+    from clust.messages.tokens import TokenCount
 
 __all__ = ["Client"]
 
@@ -136,8 +141,10 @@ class Client:
             ApiError: (a subclass per error type) the API answered with an error.
             ClientError: connection failure, timeout, or an undecodable reply.
         """
+        from clust.messages.response import MessagesResponseBody
+
         spec = message_request(body, stream=False, betas=betas, extra_headers=extra_headers)
-        response = self._send(spec, timeout, max_retries)
+        response = self._call(spec, timeout, max_retries)
         return parse_json_model(MessagesResponseBody, response.headers, response.content)
 
     def count_tokens(
@@ -150,18 +157,42 @@ class Client:
         max_retries: int | None = None,
     ) -> TokenCount:
         """Count the input tokens of the prompt in ``body`` (POST /v1/messages/count_tokens)."""
+        from clust.messages.tokens import TokenCount
+
         spec = count_tokens_request(body, betas=betas, extra_headers=extra_headers)
-        response = self._send(spec, timeout, max_retries)
+        response = self._call(spec, timeout, max_retries)
         return parse_json_model(TokenCount, response.headers, response.content)
 
-    def _send(
-        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
-    ) -> httpx.Response:
-        """Send with retries; returns a 2xx response (read, unless ``spec.stream``)."""
+    def create_a_message_stream(
+        self,
+        body: MessagesRequestBody,
+        *,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> MessageStream:
+        """Stream the reply to ``body`` as typed events.
+
+        A body with ``stream`` unset is sent with ``"stream": true``; one with
+        ``stream=False`` raises :class:`StreamOptionMismatch` at once. The request is
+        sent when the stream is first iterated. Opening is retried like any call; a
+        stream that fails before its first content is reopened transparently under
+        the same retry budget; after that, failures raise with the partial message.
+        """
+        from clust.client.streaming import MessageStream
+
+        spec = message_request(body, stream=True, betas=betas, extra_headers=extra_headers)
+        request = self._build(spec, timeout)
+        policy = self._policy(max_retries)
+        return MessageStream(lambda done: self._send(request, True, policy, done), policy)
+
+    def _policy(self, max_retries: int | None) -> RetryPolicy:
         policy = self._settings.retry_policy
-        if max_retries is not None:
-            policy = replace(policy, max_retries=max_retries)
-        request = self._http.build_request(
+        return policy if max_retries is None else replace(policy, max_retries=max_retries)
+
+    def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
+        return self._http.build_request(
             spec.method,
             self._settings.base_url + spec.path,
             headers={**self._settings.headers, **spec.headers},
@@ -169,10 +200,21 @@ class Client:
             params=spec.params,
             timeout=as_timeout(timeout) if timeout is not None else self._timeout,
         )
-        retries = 0
+
+    def _call(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> httpx.Response:
+        request = self._build(spec, timeout)
+        return self._send(request, False, self._policy(max_retries), 0)[0]
+
+    def _send(
+        self, request: httpx.Request, stream: bool, policy: RetryPolicy, retries: int
+    ) -> tuple[httpx.Response, int]:
+        """Send with retries; return a 2xx response (unread if ``stream``) and the retries
+        done so far (``retries`` were done before this call)."""
         while True:
             try:
-                response = self._http.send(request, stream=spec.stream)
+                response = self._http.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
@@ -183,7 +225,7 @@ class Client:
                     raise ConnectionFailed(f"connection failed: {exc}") from exc
             else:
                 if response.status_code < 300:
-                    return response
+                    return response, retries
                 content = response.read()
                 response.close()
                 decision = policy.decide_status(retries, response.status_code, response.headers)

@@ -6,114 +6,242 @@ Request: ``MessagesRequestBody`` (or ``MessagesRequestBuilder``), ``Message``,
 (``parse_event`` and the event classes). Every model dumps with ``to_wire()``;
 unknown block, event, delta and citation types and unknown fields round-trip
 unchanged.
+
+Importing this package is cheap: the pydantic models load on first use of a name
+(PEP 562), so ``import clust`` and creating a client stay fast.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from clust.messages import errors as _errors
-from clust.messages.blocks import (
-    Base64Source,
-    ContainerUploadContentBlock,
-    ContentBlock,
-    ContentBlockSource,
-    DocumentContentBlock,
-    DocumentSource,
-    FileSource,
-    ImageContentBlock,
-    ImageMediaType,
-    ImageSource,
-    PlainTextSource,
-    RedactedThinkingContentBlock,
-    SearchResultContentBlock,
-    ServerToolResultContentBlock,
-    ServerToolResultType,
-    ServerToolUseContentBlock,
-    TextContentBlock,
-    ThinkingContentBlock,
-    ToolCaller,
-    ToolReferenceContentBlock,
-    ToolResultContentBlock,
-    ToolUseContentBlock,
-    UnknownContentBlock,
-    UnknownSource,
-    UrlSource,
-)
-from clust.messages.builder import MessagesRequestBuilder
-from clust.messages.cache import CacheControl, CacheControlType, CacheTtl
-from clust.messages.citations import (
-    CharLocationCitation,
-    Citation,
-    CitationsConfig,
-    ContentBlockLocationCitation,
-    PageLocationCitation,
-    SearchResultLocationCitation,
-    UnknownCitation,
-    WebSearchResultLocationCitation,
-)
-from clust.messages.claude_models import ClaudeModel, ModelLimits, model_limits, register_model
-from clust.messages.config import (
-    ContainerParams,
-    DiagnosticsParams,
-    Effort,
-    Metadata,
-    OutputConfig,
-    OutputFormat,
-    ServiceTier,
-    SkillParams,
-    Speed,
-    StreamOption,
-    ThinkingConfig,
-    ThinkingDisplay,
-    ThinkingType,
-)
 from clust.messages.errors import *  # noqa: F403 (every exception, kept in sync with errors.__all__)
-from clust.messages.events import (
-    CitationsDelta,
-    ContentBlockDeltaEvent,
-    ContentBlockStartEvent,
-    ContentBlockStopEvent,
-    Delta,
-    ErrorDetail,
-    ErrorEvent,
-    InputJsonDelta,
-    MessageDelta,
-    MessageDeltaEvent,
-    MessageDeltaUsage,
-    MessageStartEvent,
-    MessageStopEvent,
-    PingEvent,
-    SignatureDelta,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    UnknownDelta,
-    UnknownEvent,
-    parse_event,
-)
-from clust.messages.message import Message, MessageContent, Role, SystemPrompt
-from clust.messages.request import MessagesRequestBody
-from clust.messages.response import (
-    CacheCreation,
-    CacheMissReason,
-    Container,
-    ContainerSkill,
-    Diagnostics,
-    MessagesResponseBody,
-    OutputTokensDetails,
-    ServerToolUsage,
-    StopDetails,
-    StopReason,
-    StopReasonValue,
-    Usage,
-)
-from clust.messages.tools import (
-    ServerToolDefinition,
-    ToolChoice,
-    ToolChoiceType,
-    ToolDefinition,
-    ToolUnion,
-)
-from clust.messages.values import MaxTokens, StopSequence, Temperature, TopK, TopP, UserId
+
+if TYPE_CHECKING:
+    from clust.messages.blocks import (
+        Base64Source,
+        ContainerUploadContentBlock,
+        ContentBlock,
+        ContentBlockSource,
+        DocumentContentBlock,
+        DocumentSource,
+        FileSource,
+        ImageContentBlock,
+        ImageMediaType,
+        ImageSource,
+        PlainTextSource,
+        RedactedThinkingContentBlock,
+        SearchResultContentBlock,
+        ServerToolResultContentBlock,
+        ServerToolResultType,
+        ServerToolUseContentBlock,
+        TextContentBlock,
+        ThinkingContentBlock,
+        ToolCaller,
+        ToolReferenceContentBlock,
+        ToolResultContentBlock,
+        ToolUseContentBlock,
+        UnknownContentBlock,
+        UnknownSource,
+        UrlSource,
+    )
+    from clust.messages.builder import MessagesRequestBuilder
+    from clust.messages.cache import CacheControl, CacheControlType, CacheTtl
+    from clust.messages.citations import (
+        CharLocationCitation,
+        Citation,
+        CitationsConfig,
+        ContentBlockLocationCitation,
+        PageLocationCitation,
+        SearchResultLocationCitation,
+        UnknownCitation,
+        WebSearchResultLocationCitation,
+    )
+    from clust.messages.claude_models import ClaudeModel, ModelLimits, model_limits, register_model
+    from clust.messages.config import (
+        ContainerParams,
+        DiagnosticsParams,
+        Effort,
+        Metadata,
+        OutputConfig,
+        OutputFormat,
+        ServiceTier,
+        SkillParams,
+        Speed,
+        StreamOption,
+        ThinkingConfig,
+        ThinkingDisplay,
+        ThinkingType,
+    )
+    from clust.messages.events import (
+        CitationsDelta,
+        ContentBlockDeltaEvent,
+        ContentBlockStartEvent,
+        ContentBlockStopEvent,
+        Delta,
+        ErrorDetail,
+        ErrorEvent,
+        InputJsonDelta,
+        MessageDelta,
+        MessageDeltaEvent,
+        MessageDeltaUsage,
+        MessageStartEvent,
+        MessageStopEvent,
+        PingEvent,
+        SignatureDelta,
+        StreamEvent,
+        TextDelta,
+        ThinkingDelta,
+        UnknownDelta,
+        UnknownEvent,
+        parse_event,
+    )
+    from clust.messages.message import Message, MessageContent, Role, SystemPrompt
+    from clust.messages.request import MessagesRequestBody
+    from clust.messages.response import (
+        CacheCreation,
+        CacheMissReason,
+        Container,
+        ContainerSkill,
+        Diagnostics,
+        MessagesResponseBody,
+        OutputTokensDetails,
+        ServerToolUsage,
+        StopDetails,
+        StopReason,
+        StopReasonValue,
+        Usage,
+    )
+    from clust.messages.tools import (
+        ServerToolDefinition,
+        ToolChoice,
+        ToolChoiceType,
+        ToolDefinition,
+        ToolUnion,
+    )
+    from clust.messages.values import MaxTokens, StopSequence, Temperature, TopK, TopP, UserId
+
+_LAZY: dict[str, str] = {
+    "Base64Source": "clust.messages.blocks",
+    "CacheControl": "clust.messages.cache",
+    "CacheControlType": "clust.messages.cache",
+    "CacheCreation": "clust.messages.response",
+    "CacheMissReason": "clust.messages.response",
+    "CacheTtl": "clust.messages.cache",
+    "CharLocationCitation": "clust.messages.citations",
+    "Citation": "clust.messages.citations",
+    "CitationsConfig": "clust.messages.citations",
+    "CitationsDelta": "clust.messages.events",
+    "ClaudeModel": "clust.messages.claude_models",
+    "Container": "clust.messages.response",
+    "ContainerParams": "clust.messages.config",
+    "ContainerSkill": "clust.messages.response",
+    "ContainerUploadContentBlock": "clust.messages.blocks",
+    "ContentBlock": "clust.messages.blocks",
+    "ContentBlockDeltaEvent": "clust.messages.events",
+    "ContentBlockLocationCitation": "clust.messages.citations",
+    "ContentBlockSource": "clust.messages.blocks",
+    "ContentBlockStartEvent": "clust.messages.events",
+    "ContentBlockStopEvent": "clust.messages.events",
+    "Delta": "clust.messages.events",
+    "Diagnostics": "clust.messages.response",
+    "DiagnosticsParams": "clust.messages.config",
+    "DocumentContentBlock": "clust.messages.blocks",
+    "DocumentSource": "clust.messages.blocks",
+    "Effort": "clust.messages.config",
+    "ErrorDetail": "clust.messages.events",
+    "ErrorEvent": "clust.messages.events",
+    "FileSource": "clust.messages.blocks",
+    "ImageContentBlock": "clust.messages.blocks",
+    "ImageMediaType": "clust.messages.blocks",
+    "ImageSource": "clust.messages.blocks",
+    "InputJsonDelta": "clust.messages.events",
+    "MaxTokens": "clust.messages.values",
+    "Message": "clust.messages.message",
+    "MessageContent": "clust.messages.message",
+    "MessageDelta": "clust.messages.events",
+    "MessageDeltaEvent": "clust.messages.events",
+    "MessageDeltaUsage": "clust.messages.events",
+    "MessageStartEvent": "clust.messages.events",
+    "MessageStopEvent": "clust.messages.events",
+    "MessagesRequestBody": "clust.messages.request",
+    "MessagesRequestBuilder": "clust.messages.builder",
+    "MessagesResponseBody": "clust.messages.response",
+    "Metadata": "clust.messages.config",
+    "ModelLimits": "clust.messages.claude_models",
+    "OutputConfig": "clust.messages.config",
+    "OutputFormat": "clust.messages.config",
+    "OutputTokensDetails": "clust.messages.response",
+    "PageLocationCitation": "clust.messages.citations",
+    "PingEvent": "clust.messages.events",
+    "PlainTextSource": "clust.messages.blocks",
+    "RedactedThinkingContentBlock": "clust.messages.blocks",
+    "Role": "clust.messages.message",
+    "SearchResultContentBlock": "clust.messages.blocks",
+    "SearchResultLocationCitation": "clust.messages.citations",
+    "ServerToolDefinition": "clust.messages.tools",
+    "ServerToolResultContentBlock": "clust.messages.blocks",
+    "ServerToolResultType": "clust.messages.blocks",
+    "ServerToolUsage": "clust.messages.response",
+    "ServerToolUseContentBlock": "clust.messages.blocks",
+    "ServiceTier": "clust.messages.config",
+    "SignatureDelta": "clust.messages.events",
+    "SkillParams": "clust.messages.config",
+    "Speed": "clust.messages.config",
+    "StopDetails": "clust.messages.response",
+    "StopReason": "clust.messages.response",
+    "StopReasonValue": "clust.messages.response",
+    "StopSequence": "clust.messages.values",
+    "StreamEvent": "clust.messages.events",
+    "StreamOption": "clust.messages.config",
+    "SystemPrompt": "clust.messages.message",
+    "Temperature": "clust.messages.values",
+    "TextContentBlock": "clust.messages.blocks",
+    "TextDelta": "clust.messages.events",
+    "ThinkingConfig": "clust.messages.config",
+    "ThinkingContentBlock": "clust.messages.blocks",
+    "ThinkingDelta": "clust.messages.events",
+    "ThinkingDisplay": "clust.messages.config",
+    "ThinkingType": "clust.messages.config",
+    "ToolCaller": "clust.messages.blocks",
+    "ToolChoice": "clust.messages.tools",
+    "ToolChoiceType": "clust.messages.tools",
+    "ToolDefinition": "clust.messages.tools",
+    "ToolReferenceContentBlock": "clust.messages.blocks",
+    "ToolResultContentBlock": "clust.messages.blocks",
+    "ToolUnion": "clust.messages.tools",
+    "ToolUseContentBlock": "clust.messages.blocks",
+    "TopK": "clust.messages.values",
+    "TopP": "clust.messages.values",
+    "UnknownCitation": "clust.messages.citations",
+    "UnknownContentBlock": "clust.messages.blocks",
+    "UnknownDelta": "clust.messages.events",
+    "UnknownEvent": "clust.messages.events",
+    "UnknownSource": "clust.messages.blocks",
+    "UrlSource": "clust.messages.blocks",
+    "Usage": "clust.messages.response",
+    "UserId": "clust.messages.values",
+    "WebSearchResultLocationCitation": "clust.messages.citations",
+    "model_limits": "clust.messages.claude_models",
+    "parse_event": "clust.messages.events",
+    "register_model": "clust.messages.claude_models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'clust.messages' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Base64Source",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from clust.messages import MessagesRequestBody
 from clust.messages.errors import StreamOptionMismatch
+
+if TYPE_CHECKING:
+    from clust.messages.request import MessagesRequestBody
 
 __all__ = [
     "API_VERSION",
@@ -148,15 +150,31 @@ def needs_one_hour_ttl_beta(body: MessagesRequestBody, wire: bytes | None = None
         for block in content:
             if _block_has_one_hour(block):
                 return True
-    return False
+    return bool(body.extra_body) and _wire_has_one_hour(body.extra_body)
 
 
 def _block_has_one_hour(block: object) -> bool:
+    """A block's own marker, or one on the blocks it nests: a tool result's
+    ``content``, a document's ``source.content``."""
     if _is_one_hour(_cache_control_of(block)):
         return True
-    nested = getattr(block, "content", None)
-    if isinstance(nested, list):
-        return any(_block_has_one_hour(item) for item in nested)
+    for nested in (
+        getattr(block, "content", None),
+        getattr(getattr(block, "source", None), "content", None),
+    ):
+        if isinstance(nested, list) and any(_block_has_one_hour(item) for item in nested):
+            return True
+    return False
+
+
+def _wire_has_one_hour(value: object) -> bool:
+    """Any ``cache_control`` with ttl 1h in raw JSON data (fields passed through ``extra_body``)."""
+    if isinstance(value, Mapping):
+        if _is_one_hour(value.get("cache_control")):
+            return True
+        return any(_wire_has_one_hour(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_wire_has_one_hour(item) for item in value)
     return False
 
 
@@ -192,6 +210,8 @@ def message_request(
     :class:`StreamOptionMismatch` before anything is sent.
     """
     wanted = body.stream
+    if body.extra_body and "stream" in body.extra_body:
+        wanted = body.extra_body["stream"]  # extra_body fields win on the wire
     if wanted is not None and bool(wanted) != stream:
         if stream:
             raise StreamOptionMismatch(
@@ -221,8 +241,11 @@ def count_tokens_request(
     sampling and metadata fields are left out).
     """
     wire: dict[str, Any] = {
-        key: value for key, value in body.to_wire().items() if key in _COUNT_TOKENS_FIELDS
+        key: value
+        for key, value in body.model_dump(mode="json", exclude_unset=True, by_alias=True).items()
+        if key in _COUNT_TOKENS_FIELDS
     }
+    wire.update(body.extra_body or {})  # passed through explicitly: sent as given
     content = _dumps(wire)
     headers = _call_headers(body, content, betas, extra_headers)
     return RequestSpec("POST", "/v1/messages/count_tokens", headers, content)

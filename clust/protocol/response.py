@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic_core import ValidationError
 
 from clust.messages.errors import ResponseDecodeError
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 __all__ = ["check_json_content_type", "check_stream_content_type", "parse_json_model"]
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 
 def check_json_content_type(headers: Mapping[str, str]) -> None:
