@@ -79,7 +79,7 @@ MODEL = "claude-sonnet-5-5"
 OLDER_MODEL = "claude-haiku-4-5"  # still accepts temperature / top_p / top_k
 TTL_BETA = "extended-cache-ttl-2025-04-11"
 FULL_EXAMPLE = (
-    Path(__file__).parents[3] / "shared" / "api" / "examples" / "messages-request-full.json"
+    Path(__file__).resolve().parents[1] / "fixtures" / "api-examples" / "messages-request-full.json"
 )
 
 # Headers that carry no request meaning: transport, framing and SDK telemetry.

@@ -34,8 +34,10 @@ from clust.messages import (
     parse_event,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared/api not present")
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason="tests/fixtures/api-examples missing"
+)
 
 
 def frames(name: str) -> list[tuple[str | None, str]]:

@@ -44,8 +44,10 @@ from clust.messages import (
     UserId,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared/api not present")
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason="tests/fixtures/api-examples missing"
+)
 
 
 def example(name: str) -> Any:

@@ -24,8 +24,10 @@ from clust.messages import (
     Usage,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared/api not present")
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason="tests/fixtures/api-examples missing"
+)
 
 
 def response(**fields: Any) -> dict[str, Any]:

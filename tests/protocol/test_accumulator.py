@@ -42,7 +42,7 @@ from clust.protocol.accumulator import (
 )
 from clust.protocol.sse import decode_sse
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 
 # -- building streams ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from clust.protocol.accumulator import (
 )
 from clust.protocol.sse import SseDecoder
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 COMPLETE_EXAMPLES = [EXAMPLES / "stream-text.sse", EXAMPLES / "stream-tool-use.sse"]
 
 START = {

@@ -10,7 +10,7 @@ import pytest
 from clust.messages.errors import StreamDecodeError
 from clust.protocol.sse import ServerSentEvent, SseDecoder, decode_sse
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 SSE_FILES = sorted(EXAMPLES.glob("*.sse"))
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from clust.messages.errors import StreamDecodeError
 from clust.protocol.sse import ServerSentEvent, SseDecoder
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "api" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 EXAMPLE_STREAMS = [p.read_bytes() for p in sorted(EXAMPLES.glob("*.sse"))]
 
 Outcome = tuple[list[ServerSentEvent], bool] | type[StreamDecodeError]
