@@ -74,9 +74,8 @@ def as_timeout(value: TimeoutTypes) -> httpx.Timeout:
     return httpx.Timeout(float(value), connect=min(float(value), 5.0))
 
 
-def user_agent(kind: str) -> str:
-    """``clust/<version>`` (``kind`` is kept for future use by the async client)."""
-    del kind
+def user_agent() -> str:
+    """``clust/<version>``."""
     return f"clust/{__version__}"
 
 

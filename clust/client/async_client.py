@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
 import httpx
 
-from clust.client._settings import ClientSettings, TimeoutTypes, as_timeout, settings_from_env
-from clust.client._settings import user_agent as _user_agent
+from clust.client._base import POOL_LIMITS, BaseClient
+from clust.client._settings import TimeoutTypes
 from clust.messages.errors import ConnectionFailed, RequestTimedOut
 from clust.protocol.errors import error_from_response
-from clust.protocol.request import AuthScheme, RequestSpec, count_tokens_request, message_request
+from clust.protocol.request import RequestSpec, count_tokens_request, message_request
 from clust.protocol.response import parse_json_model
 from clust.protocol.retry import RetryPolicy
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient:
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """Asynchronous client for the Claude Messages API (asyncio or trio, through anyio).
 
     >>> client = AsyncClient.from_env()                      # doctest: +SKIP
@@ -37,93 +36,13 @@ class AsyncClient:
     or call :meth:`close`, to release them. A client given an existing
     ``http_client`` leaves closing it to its owner.
 
-    Args:
-        api_key: the API key or auth token.
-        base_url: API root, ``https://api.anthropic.com`` by default.
-        timeout: seconds, or an ``httpx.Timeout``; default 600 s (5 s to connect).
-        max_retries: retries after the first attempt (default 2).
-        retry_policy: backoff and the ceiling on server-requested waits.
-        default_headers: extra headers sent on every call.
-        http_client: an existing ``httpx.AsyncClient`` to send through.
-        auth_scheme: ``"bearer"`` (``authorization: Bearer``, what the API documents)
-            or ``"x-api-key"`` for gateways that expect the older header.
+    Takes the arguments of :class:`~clust.client._base.BaseClient` (``api_key``,
+    ``base_url``, ``timeout``, ``max_retries``, ``retry_policy``, ``default_headers``,
+    ``http_client``: an existing ``httpx.AsyncClient``, ``auth_scheme``).
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-        retry_policy: RetryPolicy | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        auth_scheme: AuthScheme = "bearer",
-    ) -> None:
-        self._settings = ClientSettings.build(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_policy=retry_policy,
-            default_headers=default_headers,
-            auth_scheme=auth_scheme,
-            user_agent=_user_agent("async"),
-        )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=self._settings.timeout,
-            follow_redirects=True,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-        )
-        # A given http client keeps its own timeout unless one was passed here.
-        self._timeout: httpx.Timeout | None = (
-            self._settings.timeout if (self._owns_http or timeout is not None) else None
-        )
-
-    @classmethod
-    def from_env(
-        cls,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-        retry_policy: RetryPolicy | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        auth_scheme: AuthScheme = "bearer",
-    ) -> AsyncClient:
-        """A client configured from ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``),
-        ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_CUSTOM_HEADERS``; arguments win."""
-        arguments = settings_from_env({"api_key": api_key, "base_url": base_url})
-        return cls(
-            arguments["api_key"],
-            base_url=arguments["base_url"],
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_policy=retry_policy,
-            default_headers={**arguments.get("default_headers", {}), **(default_headers or {})},
-            http_client=http_client,
-            auth_scheme=auth_scheme,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API root requests go to."""
-        return self._settings.base_url
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """The retry rules this client applies."""
-        return self._settings.retry_policy
-
-    def __repr__(self) -> str:
-        return (
-            f"AsyncClient(base_url={self._settings.base_url!r}, "
-            f"max_retries={self._settings.retry_policy.max_retries})"
-        )
+    def _new_http(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=True, limits=POOL_LIMITS)
 
     async def create_a_message(
         self,
@@ -186,20 +105,6 @@ class AsyncClient:
         request = self._build(spec, timeout)
         policy = self._policy(max_retries)
         return AsyncMessageStream(lambda done: self._send(request, True, policy, done), policy)
-
-    def _policy(self, max_retries: int | None) -> RetryPolicy:
-        policy = self._settings.retry_policy
-        return policy if max_retries is None else replace(policy, max_retries=max_retries)
-
-    def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
-        return self._http.build_request(
-            spec.method,
-            self._settings.base_url + spec.path,
-            headers={**self._settings.headers, **spec.headers},
-            content=spec.content,
-            params=spec.params,
-            timeout=as_timeout(timeout) if timeout is not None else self._timeout,
-        )
 
     async def _call(
         self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None

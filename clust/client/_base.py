@@ -1,0 +1,131 @@
+"""What ``Client`` and ``AsyncClient`` share: settings, construction, request building."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from clust.client._settings import (
+    ClientSettings,
+    TimeoutTypes,
+    as_timeout,
+    settings_from_env,
+    user_agent,
+)
+from clust.protocol.request import AuthScheme, RequestSpec
+from clust.protocol.retry import RetryPolicy
+
+__all__ = ["BaseClient"]
+
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
+
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class BaseClient(Generic[HttpT]):
+    """Settings and request building common to the sync and async clients.
+
+    Args:
+        api_key: the API key or auth token.
+        base_url: API root, ``https://api.anthropic.com`` by default.
+        timeout: seconds, or an ``httpx.Timeout``; default 600 s (5 s to connect).
+        max_retries: retries after the first attempt (default 2).
+        retry_policy: backoff and the ceiling on server-requested waits.
+        default_headers: extra headers sent on every call.
+        http_client: an existing httpx client to send through (its owner closes it).
+        auth_scheme: ``"bearer"`` (``authorization: Bearer``, what the API documents)
+            or ``"x-api-key"`` for gateways that expect the older header.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: HttpT | None = None,
+        auth_scheme: AuthScheme = "bearer",
+    ) -> None:
+        self._settings = ClientSettings.build(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            default_headers=default_headers,
+            auth_scheme=auth_scheme,
+            user_agent=user_agent(),
+        )
+        self._owns_http = http_client is None
+        self._http: HttpT = http_client or self._new_http(self._settings.timeout)
+        # A given http client keeps its own timeout unless one was passed here.
+        self._timeout: httpx.Timeout | None = (
+            self._settings.timeout if (self._owns_http or timeout is not None) else None
+        )
+
+    def _new_http(self, timeout: httpx.Timeout) -> HttpT:
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(
+        cls: type[ClientT],
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: Any = None,
+        auth_scheme: AuthScheme = "bearer",
+    ) -> ClientT:
+        """A client configured from ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``),
+        ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_CUSTOM_HEADERS``; arguments win."""
+        arguments = settings_from_env({"api_key": api_key, "base_url": base_url})
+        return cls(
+            arguments["api_key"],
+            base_url=arguments["base_url"],
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            default_headers={**arguments.get("default_headers", {}), **(default_headers or {})},
+            http_client=http_client,
+            auth_scheme=auth_scheme,
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._settings.base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry rules this client applies."""
+        return self._settings.retry_policy
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._settings.base_url!r}, "
+            f"max_retries={self._settings.retry_policy.max_retries})"
+        )
+
+    def _policy(self, max_retries: int | None) -> RetryPolicy:
+        policy = self._settings.retry_policy
+        return policy if max_retries is None else replace(policy, max_retries=max_retries)
+
+    def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
+        return self._http.build_request(
+            spec.method,
+            self._settings.base_url + spec.path,
+            headers={**self._settings.headers, **spec.headers},
+            content=spec.content,
+            params=spec.params,
+            timeout=as_timeout(timeout) if timeout is not None else self._timeout,
+        )
