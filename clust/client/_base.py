@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,8 @@ __all__ = ["BaseClient"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
+
+_POOL_CREATION = threading.Lock()
 
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
@@ -64,7 +67,8 @@ class BaseClient(Generic[HttpT]):
             user_agent=user_agent(),
         )
         self._owns_http = http_client is None
-        self._http: HttpT = http_client or self._new_http(self._settings.timeout)
+        # Created on first request: building httpx's SSL context costs ~20 ms.
+        self._http_client: HttpT | None = http_client
         # A given http client keeps its own timeout unless one was passed here.
         self._timeout: httpx.Timeout | None = (
             self._settings.timeout if (self._owns_http or timeout is not None) else None
@@ -72,6 +76,16 @@ class BaseClient(Generic[HttpT]):
 
     def _new_http(self, timeout: httpx.Timeout) -> HttpT:
         raise NotImplementedError
+
+    @property
+    def _http(self) -> HttpT:
+        client = self._http_client
+        if client is None:
+            with _POOL_CREATION:  # two threads' first requests must not build two pools
+                client = self._http_client
+                if client is None:
+                    client = self._http_client = self._new_http(self._settings.timeout)
+        return client
 
     @classmethod
     def from_env(

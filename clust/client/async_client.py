@@ -146,8 +146,8 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
 
     async def close(self) -> None:
         """Release pooled connections (not those of an ``http_client`` passed in)."""
-        if self._owns_http:
-            await self._http.aclose()
+        if self._owns_http and self._http_client is not None:
+            await self._http_client.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -38,6 +38,19 @@ def _interrupted(session: StreamSession, exc: httpx.TransportError) -> MessagesE
     return error
 
 
+def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    # Without a content-encoding, httpx's decoding layer only adds per-chunk cost.
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.iter_raw()
+    return response.iter_bytes()
+
+
+def _abody_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.aiter_raw()
+    return response.aiter_bytes()
+
+
 class MessageStream:
     """The events of one streamed reply (sync).
 
@@ -131,7 +144,7 @@ class MessageStream:
         except MessagesError:
             self._finish()
             raise
-        self._chunks = response.iter_bytes()
+        self._chunks = _body_chunks(response)
 
     def _recover(self, failure: MessagesError, cause: BaseException | None) -> None:
         decision = self._session.retry_decision(failure, self._policy, self._retries)
@@ -271,7 +284,7 @@ class AsyncMessageStream:
         except MessagesError:
             await self._finish()
             raise
-        self._chunks = response.aiter_bytes()
+        self._chunks = _abody_chunks(response)
 
     async def _recover(self, failure: MessagesError, cause: BaseException | None) -> None:
         decision = self._session.retry_decision(failure, self._policy, self._retries)

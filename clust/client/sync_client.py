@@ -146,8 +146,8 @@ class Client(BaseClient[httpx.Client]):
 
     def close(self) -> None:
         """Release pooled connections (not those of an ``http_client`` passed in)."""
-        if self._owns_http:
-            self._http.close()
+        if self._owns_http and self._http_client is not None:
+            self._http_client.close()
 
     def __enter__(self) -> Client:
         return self

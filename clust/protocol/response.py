@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from pydantic_core import ValidationError
-
 from clust.messages.errors import ResponseDecodeError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from pydantic_core import ValidationError
 
 __all__ = ["check_json_content_type", "check_stream_content_type", "parse_json_model"]
 
@@ -39,6 +38,8 @@ def check_stream_content_type(headers: Mapping[str, str]) -> None:
 
 def parse_json_model(model: type[ModelT], headers: Mapping[str, str], content: bytes) -> ModelT:
     """Parse a 2xx JSON body into ``model``; undecodable bodies raise ResponseDecodeError."""
+    from pydantic_core import ValidationError  # here: keeps `import clust` light
+
     check_json_content_type(headers)
     try:
         return model.model_validate_json(content)
