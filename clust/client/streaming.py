@@ -84,8 +84,17 @@ class MessageStream:
 
     def __iter__(self) -> Iterator[StreamEvent]:
         try:
-            while (event := self._next()) is not None:
-                yield event
+            while not self._finished:
+                if self._chunks is not None:
+                    try:
+                        event = self._session.next_event()
+                    except MessagesError as failure:
+                        self._recover(failure, None)
+                        continue
+                    if event is not None:
+                        yield event
+                        continue
+                self._advance()
         except GeneratorExit:
             self.close()
             raise
@@ -109,31 +118,26 @@ class MessageStream:
             pass
         return self._session.accumulator.final_message()
 
-    def _next(self) -> StreamEvent | None:
-        """The next event, reading (and reopening) as needed; None at the end."""
-        while not self._finished:
-            session = self._session
-            chunks = self._chunks
-            if chunks is None:
-                self._open()
-                continue
-            try:
-                event = session.next_event()
-                if event is not None:
-                    return event
-                if session.done:
-                    self._finish()
-                    return None
-                chunk = next(chunks, None)
-                if chunk is None:
-                    session.end()
-                else:
-                    session.feed(chunk)
-            except httpx.TransportError as exc:
-                self._recover(_interrupted(session, exc), exc)
-            except MessagesError as failure:
-                self._recover(failure, None)
-        return None
+    def _advance(self) -> None:
+        """Open the response, or read the next chunk into the session, or finish."""
+        chunks = self._chunks
+        if chunks is None:
+            self._open()
+            return
+        session = self._session
+        if session.done:
+            self._finish()
+            return
+        try:
+            chunk = next(chunks, None)
+            if chunk is None:
+                session.end()
+            else:
+                session.feed(chunk)
+        except httpx.TransportError as exc:
+            self._recover(_interrupted(session, exc), exc)
+        except MessagesError as failure:
+            self._recover(failure, None)
 
     def _open(self) -> None:
         response, self._retries = self._open_response(self._retries)
@@ -218,8 +222,18 @@ class AsyncMessageStream:
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         try:
-            while (event := await self._next()) is not None:
-                yield event
+            while not self._finished:
+                if self._chunks is not None:
+                    # Decoded events are handed out without any await.
+                    try:
+                        event = self._session.next_event()
+                    except MessagesError as failure:
+                        await self._recover(failure, None)
+                        continue
+                    if event is not None:
+                        yield event
+                        continue
+                await self._advance()
         except GeneratorExit:
             self._finished = True
             raise
@@ -249,31 +263,24 @@ class AsyncMessageStream:
             pass
         return self._session.accumulator.final_message()
 
-    async def _next(self) -> StreamEvent | None:
-        """The next event, reading (and reopening) as needed; None at the end."""
-        while not self._finished:
-            session = self._session
-            chunks = self._chunks
-            if chunks is None:
-                await self._open()
-                continue
-            try:
-                event = session.next_event()
-                if event is not None:
-                    return event
-                if session.done:
-                    await self._finish()
-                    return None
-                chunk = await anext(chunks, None)
-                if chunk is None:
-                    session.end()
-                else:
-                    session.feed(chunk)
-            except httpx.TransportError as exc:
-                await self._recover(_interrupted(session, exc), exc)
-            except MessagesError as failure:
-                await self._recover(failure, None)
-        return None
+    async def _advance(self) -> None:
+        """Open the response, or read the next chunk into the session, or finish."""
+        chunks = self._chunks
+        if chunks is None:
+            await self._open()
+            return
+        session = self._session
+        if session.done:
+            await self._finish()
+            return
+        try:
+            session.feed(await chunks.__anext__())
+        except StopAsyncIteration:
+            session.end()
+        except httpx.TransportError as exc:
+            await self._recover(_interrupted(session, exc), exc)
+        except MessagesError as failure:
+            await self._recover(failure, None)
 
     async def _open(self) -> None:
         response, self._retries = await self._open_response(self._retries)
