@@ -14,7 +14,7 @@ from clust.client._settings import TimeoutTypes
 from clust.messages.errors import ConnectionFailed, RequestTimedOut
 from clust.protocol.errors import error_from_response
 from clust.protocol.request import RequestSpec, count_tokens_request, message_request
-from clust.protocol.response import parse_json_model
+from clust.protocol.response import parse_json_model, parse_message
 from clust.protocol.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -60,11 +60,9 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
             ApiError: (a subclass per error type) the API answered with an error.
             ClientError: connection failure, timeout, or an undecodable reply.
         """
-        from clust.messages.response import MessagesResponseBody
-
         spec = message_request(body, stream=False, betas=betas, extra_headers=extra_headers)
         response = await self._call(spec, timeout, max_retries)
-        return parse_json_model(MessagesResponseBody, response.headers, response.content)
+        return parse_message(response.headers, response.content)
 
     async def count_tokens(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from clust.messages._wire import WireEnum, WireModel
 from clust.messages.blocks import ContentBlock, TextContentBlock, ToolUseContentBlock
@@ -137,7 +137,8 @@ class MessagesResponseBody(WireModel):
     """A Message object: the reply of ``POST /v1/messages``.
 
     ``content[i]`` are typed blocks (``response.content[0].text`` for a text block);
-    ``text()`` joins every text block.
+    ``text()`` joins every text block. ``request_id`` is the ``request-id`` header of
+    the HTTP response that carried it (not part of the wire JSON).
     """
 
     id: str
@@ -151,6 +152,13 @@ class MessagesResponseBody(WireModel):
     container: Container | None = None
     diagnostics: Diagnostics | None = None
     usage: Usage
+
+    _request_id: str | None = PrivateAttr(default=None)
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``request-id`` response header, when the message came from the API."""
+        return self._request_id
 
     def text(self) -> str:
         """All text blocks joined, in order, with no separator."""

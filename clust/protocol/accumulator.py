@@ -351,6 +351,7 @@ class MessageAccumulator:
                 raise self._violation("a second message_start")
             # Our own copy: the caller may keep the event, which must not change.
             self._message = event.message.model_copy()
+            self._message._request_id = self.request_id
             self._blocks = list(event.message.content)
         elif type(event) is MessageDeltaEvent:
             self._message_delta(event)

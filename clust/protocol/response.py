@@ -11,7 +11,14 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from pydantic_core import ValidationError
 
-__all__ = ["check_json_content_type", "check_stream_content_type", "parse_json_model"]
+    from clust.messages.response import MessagesResponseBody
+
+__all__ = [
+    "check_json_content_type",
+    "check_stream_content_type",
+    "parse_json_model",
+    "parse_message",
+]
 
 ModelT = TypeVar("ModelT", bound="BaseModel")
 
@@ -58,3 +65,12 @@ def _first_error(exc: ValidationError) -> str:
     where = ".".join(str(part) for part in first.get("loc", ())) or "body"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def parse_message(headers: Mapping[str, str], content: bytes) -> MessagesResponseBody:
+    """Parse a Messages reply and note its ``request-id`` on it."""
+    from clust.messages.response import MessagesResponseBody
+
+    message = parse_json_model(MessagesResponseBody, headers, content)
+    message._request_id = headers.get("request-id")
+    return message

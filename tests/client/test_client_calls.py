@@ -211,3 +211,13 @@ def test_repr_and_context_manager(fake: FakeClaude) -> None:
     assert "secret-abc" not in repr(client)
     with client:
         client.create_a_message(simple_body())
+
+
+def test_reply_carries_request_id(client: Client, fake: FakeClaude) -> None:
+    response = client.create_a_message(simple_body())
+    assert response.request_id is not None and response.request_id.startswith("req_")
+    assert "request_id" not in response.to_wire()
+    with client.create_a_message_stream(simple_body()) as stream:
+        final = stream.get_final_message()
+    assert final.request_id == stream.request_id is not None
+    assert final.request_id != response.request_id
