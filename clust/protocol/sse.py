@@ -50,6 +50,7 @@ _CR = 13
 # it sits after the literal so that the search still skips ahead on "event: ".
 _FRAME = re.compile(rb"event: (?<![^\n]event: )([^\n]*)\ndata: ([^\n]*)\n\n")
 _NAME_CACHE_LIMIT = 256
+_SMALL = 400  # below this many bytes (one or two events), find() beats a regex split
 
 
 class ServerSentEvent(NamedTuple):
@@ -225,6 +226,9 @@ class SseDecoder:
     def _decode_events(self, data: bytes, events: list[ServerSentEvent]) -> bytes:
         """Dispatch every event completed in ``data`` (LF-only, starting at an
         event start); return the undispatched tail."""
+        if len(data) < _SMALL:
+            # A few events: scanning with find() costs less than a regex split.
+            return data[self._decode_blocks(data, events) :]
         # One C-level pass cuts the usual "event: X\ndata: Y\n\n" frames out:
         # parts = [gap, name, data, gap, name, data, ..., rest].
         parts = _FRAME.split(data)
@@ -275,11 +279,31 @@ class SseDecoder:
         """General path: dispatch the events completed in ``data``; return where the rest starts."""
         find = data.find
         startswith = data.startswith
+        names = self._names
         pos = 0
         while True:
             end = find(b"\n\n", pos)
             if end < 0:
                 return pos
+            if startswith(b"event: ", pos):
+                # "event: X\ndata: Y", the API's own framing, without splitting lines
+                line_end = find(b"\n", pos + 7, end)
+                if (
+                    line_end > 0
+                    and startswith(b"data: ", line_end + 1)
+                    and find(b"\n", line_end + 7, end) < 0
+                ):
+                    raw_name = data[pos + 7 : line_end]
+                    name = names.get(raw_name)
+                    if name is None:
+                        name = self._decode_name(raw_name)
+                    events.append(
+                        _new_event(
+                            ServerSentEvent, (name, data[line_end + 7 : end], self._last_id, None)
+                        )
+                    )
+                    pos = end + 2
+                    continue
             if startswith(b"data: ", pos) and find(b"\n", pos + 6, end) < 0:
                 # "data: JSON" alone, the framing of many other SSE APIs
                 events.append(
