@@ -9,13 +9,13 @@ from clust.messages.errors import ResponseDecodeError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-    from pydantic_core import ValidationError
 
     from clust.messages.response import MessagesResponseBody
 
 __all__ = [
     "check_json_content_type",
     "check_stream_content_type",
+    "describe_validation_error",
     "parse_json_model",
     "parse_message",
 ]
@@ -52,12 +52,17 @@ def parse_json_model(model: type[ModelT], headers: Mapping[str, str], content: b
         return model.model_validate_json(content)
     except ValidationError as exc:
         raise ResponseDecodeError(
-            f"could not decode the {model.__name__} reply: {_first_error(exc)}",
+            f"could not decode the {model.__name__} reply: {describe_validation_error(exc)}",
             request_id=headers.get("request-id"),
         ) from exc
 
 
-def _first_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: Exception) -> str:
+    """One line naming where a pydantic ``ValidationError`` failed first, and how."""
+    from pydantic_core import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
     errors = exc.errors(include_url=False, include_input=False)
     if not errors:
         return str(exc)

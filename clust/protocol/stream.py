@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections import deque
 
-from pydantic import ValidationError
-
 from clust.messages.errors import (
     ApiError,
     MessagesError,
@@ -32,6 +30,7 @@ from clust.messages.events import (
 )
 from clust.messages.response import MessagesResponseBody
 from clust.protocol.accumulator import MessageAccumulator, error_from_event
+from clust.protocol.response import describe_validation_error
 from clust.protocol.retry import NO_RETRY, RetryDecision, RetryPolicy
 from clust.protocol.sse import ServerSentEvent, SseDecoder
 
@@ -100,7 +99,8 @@ class StreamSession:
                 event = parse_event(name, data)
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 raise StreamDecodeError(
-                    f"undecodable {name!r} event: {_describe(exc)}", request_id=self.request_id
+                    f"undecodable {name!r} event: {describe_validation_error(exc)}",
+                    request_id=self.request_id,
                 ) from exc
             accumulator.feed(event)
             if type(event) is ErrorEvent:
@@ -143,12 +143,3 @@ class StreamSession:
         error = error_from_event(event, request_id=self.request_id)
         error.partial_message = self.partial_message()
         return error
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False, include_input=False)
-        if first:
-            where = ".".join(str(part) for part in first[0].get("loc", ()))
-            return f"{where}: {first[0].get('msg', 'invalid')}" if where else first[0]["msg"]
-    return str(exc)
