@@ -85,16 +85,23 @@ class MessageStream:
     def __iter__(self) -> Iterator[StreamEvent]:
         try:
             while not self._finished:
-                if self._chunks is not None:
-                    try:
-                        event = self._session.next_event()
-                    except MessagesError as failure:
-                        self._recover(failure, None)
-                        continue
-                    if event is not None:
-                        yield event
-                        continue
-                self._advance()
+                if self._chunks is None:
+                    self._open()
+                    continue
+                session = self._session
+                try:
+                    for chunk in self._chunks:
+                        yield from session.feed(chunk)
+                        if session.done:
+                            break
+                    else:
+                        yield from session.end()
+                except httpx.TransportError as exc:
+                    self._recover(_interrupted(session, exc), exc)
+                except MessagesError as failure:
+                    self._recover(failure, None)
+                else:
+                    self._finish()
         except GeneratorExit:
             self.close()
             raise
@@ -117,27 +124,6 @@ class MessageStream:
         for _ in self:
             pass
         return self._session.accumulator.final_message()
-
-    def _advance(self) -> None:
-        """Open the response, or read the next chunk into the session, or finish."""
-        chunks = self._chunks
-        if chunks is None:
-            self._open()
-            return
-        session = self._session
-        if session.done:
-            self._finish()
-            return
-        try:
-            chunk = next(chunks, None)
-            if chunk is None:
-                session.end()
-            else:
-                session.feed(chunk)
-        except httpx.TransportError as exc:
-            self._recover(_interrupted(session, exc), exc)
-        except MessagesError as failure:
-            self._recover(failure, None)
 
     def _open(self) -> None:
         response, self._retries = self._open_response(self._retries)
@@ -223,17 +209,26 @@ class AsyncMessageStream:
     async def _events(self) -> AsyncIterator[StreamEvent]:
         try:
             while not self._finished:
-                if self._chunks is not None:
+                if self._chunks is None:
+                    await self._open()
+                    continue
+                session = self._session
+                try:
                     # Decoded events are handed out without any await.
-                    try:
-                        event = self._session.next_event()
-                    except MessagesError as failure:
-                        await self._recover(failure, None)
-                        continue
-                    if event is not None:
-                        yield event
-                        continue
-                await self._advance()
+                    async for chunk in self._chunks:
+                        for event in session.feed(chunk):
+                            yield event
+                        if session.done:
+                            break
+                    else:
+                        for event in session.end():
+                            yield event
+                except httpx.TransportError as exc:
+                    await self._recover(_interrupted(session, exc), exc)
+                except MessagesError as failure:
+                    await self._recover(failure, None)
+                else:
+                    await self._finish()
         except GeneratorExit:
             self._finished = True
             raise
@@ -262,25 +257,6 @@ class AsyncMessageStream:
         async for _ in self:
             pass
         return self._session.accumulator.final_message()
-
-    async def _advance(self) -> None:
-        """Open the response, or read the next chunk into the session, or finish."""
-        chunks = self._chunks
-        if chunks is None:
-            await self._open()
-            return
-        session = self._session
-        if session.done:
-            await self._finish()
-            return
-        try:
-            session.feed(await chunks.__anext__())
-        except StopAsyncIteration:
-            session.end()
-        except httpx.TransportError as exc:
-            await self._recover(_interrupted(session, exc), exc)
-        except MessagesError as failure:
-            await self._recover(failure, None)
 
     async def _open(self) -> None:
         response, self._retries = await self._open_response(self._retries)

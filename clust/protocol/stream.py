@@ -13,7 +13,7 @@ message.
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterator
 
 from clust.messages.errors import (
     ApiError,
@@ -42,27 +42,24 @@ _ENDS_HOLD = (MessageDeltaEvent, MessageStopEvent)
 class StreamSession:
     """Decode, type and accumulate one HTTP response's event stream.
 
-    Push body bytes with :meth:`feed` (and :meth:`end` when the body is over), pull
-    events with :meth:`next_event`. Frames are typed one at a time as they are
-    pulled, so a caller that drops each event after use keeps memory flat (typing
+    Push body bytes with :meth:`feed` (and :meth:`end` when the body is over) and
+    iterate the events each returns. Frames are typed one at a time as they are
+    iterated, so a caller that drops each event after use keeps memory flat (typing
     a whole chunk's events at once would keep thousands of objects alive for the
     garbage collector to rescan).
 
-    :meth:`next_event` raises the typed failure of the stream: an :class:`ApiError`
+    Iterating those events raises the typed failure of the stream: an :class:`ApiError`
     subclass for an ``error`` event, :class:`StreamDecodeError` for undecodable
     data, :class:`StreamInterrupted` when the body ended before ``message_stop``.
     """
 
-    __slots__ = ("_decoder", "_ended", "_frames", "_held", "_release", "accumulator", "request_id")
+    __slots__ = ("_decoder", "_held", "accumulator", "request_id")
 
     def __init__(self, request_id: str | None = None) -> None:
         self.request_id = request_id
         self.accumulator = MessageAccumulator(request_id=request_id)
         self._decoder = SseDecoder()
-        self._frames: deque[ServerSentEvent] = deque()
         self._held: list[StreamEvent] | None = []
-        self._release: deque[StreamEvent] = deque()
-        self._ended = False
 
     @property
     def delivered(self) -> bool:
@@ -71,28 +68,30 @@ class StreamSession:
 
     @property
     def done(self) -> bool:
-        """Whether ``message_stop`` arrived and every event was pulled."""
-        return self.accumulator.is_complete and not self._release
+        """Whether ``message_stop`` arrived (the bytes after it are not read)."""
+        return self.accumulator.is_complete
 
-    def feed(self, chunk: bytes) -> None:
-        """Add a chunk of the body."""
-        self._frames.extend(self._decoder.feed(chunk))
+    def feed(self, chunk: bytes) -> Iterator[StreamEvent]:
+        """Add a chunk of the body; iterate the events the caller may see now.
 
-    def end(self) -> None:
-        """The body is over (a frame cut short without its blank line is dropped)."""
-        self._frames.extend(self._decoder.close())
-        self._ended = True
+        The chunk is decoded at once; its frames are typed as the result is
+        iterated, which must be done fully before the next :meth:`feed`.
+        """
+        return self._release(self._decoder.feed(chunk))
 
-    def next_event(self) -> StreamEvent | None:
-        """The next event for the caller, or None when more bytes are needed or the
-        message is complete (see :attr:`done`)."""
-        release = self._release
-        if release:
-            return release.popleft()
-        frames = self._frames
+    def end(self) -> Iterator[StreamEvent]:
+        """The body is over: iterate the last events, then raise
+        :class:`StreamInterrupted` if ``message_stop`` never came (a frame cut
+        short without its blank line is dropped)."""
+        yield from self._release(self._decoder.close())
+        if not self.accumulator.is_complete:
+            raise self.interrupted("the stream ended before message_stop")
+
+    def _release(self, frames: list[ServerSentEvent]) -> Iterator[StreamEvent]:
         accumulator = self.accumulator
-        while frames and not accumulator.is_complete:
-            name, data, _, _ = frames.popleft()
+        if accumulator.is_complete:
+            return
+        for name, data, _, _ in frames:
             if name is None:
                 continue  # as the official SDK does: frames without `event:` are not API events
             try:
@@ -107,15 +106,14 @@ class StreamSession:
                 raise self._api_error(event)
             held = self._held
             if held is None:
-                return event
-            held.append(event)
-            if accumulator.content_started or isinstance(event, _ENDS_HOLD):
-                self._held = None
-                release.extend(held)
-                return release.popleft()
-        if self._ended and not accumulator.is_complete:
-            raise self.interrupted("the stream ended before message_stop")
-        return None
+                yield event
+            else:
+                held.append(event)
+                if accumulator.content_started or isinstance(event, _ENDS_HOLD):
+                    self._held = None
+                    yield from held
+            if type(event) is MessageStopEvent:
+                return  # anything after message_stop is ignored
 
     def interrupted(self, reason: str) -> StreamInterrupted:
         """The error for a stream that broke off, with the partial message."""
