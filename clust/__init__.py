@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["AsyncClient", "Client", "__version__"]
+__all__ = ["AsyncClient", "Client", "Conversation", "Store", "__version__"]
 
 if TYPE_CHECKING:
     from clust.client import AsyncClient, Client
+    from clust.conversation import Conversation, Store
 
 _LAZY = {
     "Client": "clust.client",
     "AsyncClient": "clust.client",
+    "Store": "clust.conversation",
+    "Conversation": "clust.conversation",
 }
 
 

@@ -61,6 +61,12 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
             ClientError: connection failure, timeout, or an undecodable reply.
         """
         spec = message_request(body, stream=False, betas=betas, extra_headers=extra_headers)
+        return await self._create_from_spec(spec, timeout, max_retries)
+
+    async def _create_from_spec(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> MessagesResponseBody:
+        """Send a built message request; the conversation layer sends spliced bodies here."""
         response = await self._call(spec, timeout, max_retries)
         return parse_message(response.headers, response.content)
 
@@ -97,9 +103,15 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         stream that fails before its first content is reopened transparently under
         the same retry budget; after that, failures raise with the partial message.
         """
+        spec = message_request(body, stream=True, betas=betas, extra_headers=extra_headers)
+        return self._stream_from_spec(spec, timeout, max_retries)
+
+    def _stream_from_spec(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> AsyncMessageStream:
+        """Stream a built message request (see :meth:`_create_from_spec`)."""
         from clust.client.streaming import AsyncMessageStream
 
-        spec = message_request(body, stream=True, betas=betas, extra_headers=extra_headers)
         request = self._build(spec, timeout)
         policy = self._policy(max_retries)
         return AsyncMessageStream(lambda done: self._send(request, True, policy, done), policy)

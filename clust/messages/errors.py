@@ -27,6 +27,8 @@ __all__ = [
     "ClientError",
     "ConflictError",
     "ConnectionFailed",
+    "ConversationBusy",
+    "ConversationNotFound",
     "GatewayTimeoutError",
     "InternalServerError",
     "InvalidParameter",
@@ -34,7 +36,9 @@ __all__ = [
     "MessagesError",
     "MissingCredentials",
     "NotFoundError",
+    "NothingToRetry",
     "OverloadedError",
+    "PendingTurn",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimedOut",
@@ -42,6 +46,7 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseDecodeError",
     "ServiceUnavailableError",
+    "StoreError",
     "StreamDecodeError",
     "StreamInterrupted",
     "StreamOptionMismatch",
@@ -238,3 +243,49 @@ class StreamInterrupted(ClientError):
         self.partial_message = partial_message
         self.request_id = request_id
         super().__init__(message if request_id is None else f"{message} (request_id={request_id})")
+
+
+class StoreError(MessagesError):
+    """The conversation store cannot do what was asked (root of the store's errors)."""
+
+
+class ConversationNotFound(StoreError, LookupError):
+    """No conversation has the given id."""
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        super().__init__(f"no conversation with id {conversation_id!r}")
+
+
+class ConversationBusy(StoreError):
+    """Another send is in flight on this conversation (in this or another process).
+
+    ``holder`` names the lease holder and ``expires_at`` when its claim runs out
+    (a crashed sender's lease simply expires).
+    """
+
+    def __init__(self, conversation_id: str, *, expires_at: object = None) -> None:
+        self.conversation_id = conversation_id
+        self.expires_at = expires_at
+        until = "" if expires_at is None else f" (its lease runs until {expires_at})"
+        super().__init__(f"conversation {conversation_id!r} has a send in flight{until}")
+
+
+class PendingTurn(StoreError):
+    """The conversation's last turn is a user turn that got no reply yet.
+
+    Happens after a failed or interrupted send: call ``retry(client)`` to send it
+    again, or ``discard_pending()`` to drop it.
+    """
+
+    def __init__(self, conversation_id: str, position: int) -> None:
+        self.conversation_id = conversation_id
+        self.position = position
+        super().__init__(
+            f"conversation {conversation_id!r} has a pending user turn at position {position}: "
+            "call retry(client) to resend it or discard_pending() to drop it"
+        )
+
+
+class NothingToRetry(StoreError):
+    """``retry`` was called on a conversation whose last turn already has its reply."""

@@ -24,6 +24,8 @@ __all__ = [
     "merge_betas",
     "message_request",
     "needs_one_hour_ttl_beta",
+    "spliced_message_request",
+    "wire_has_one_hour",
 ]
 
 API_VERSION = "2026-10-21"
@@ -150,7 +152,7 @@ def needs_one_hour_ttl_beta(body: MessagesRequestBody, wire: bytes | None = None
         for block in content:
             if _block_has_one_hour(block):
                 return True
-    return bool(body.extra_body) and _wire_has_one_hour(body.extra_body)
+    return bool(body.extra_body) and wire_has_one_hour(body.extra_body)
 
 
 def _block_has_one_hour(block: object) -> bool:
@@ -167,14 +169,14 @@ def _block_has_one_hour(block: object) -> bool:
     return False
 
 
-def _wire_has_one_hour(value: object) -> bool:
-    """Any ``cache_control`` with ttl 1h in raw JSON data (fields passed through ``extra_body``)."""
+def wire_has_one_hour(value: object) -> bool:
+    """Any ``cache_control`` with ttl 1h in JSON data (``extra_body``, stored wire JSON)."""
     if isinstance(value, Mapping):
         if _is_one_hour(value.get("cache_control")):
             return True
-        return any(_wire_has_one_hour(item) for item in value.values())
+        return any(wire_has_one_hour(item) for item in value.values())
     if isinstance(value, list):
-        return any(_wire_has_one_hour(item) for item in value)
+        return any(wire_has_one_hour(item) for item in value)
     return False
 
 
@@ -225,8 +227,35 @@ def message_request(
     content = body.to_json()
     if stream and wanted is None:
         content = _with_stream_true(content)
-    headers = _call_headers(body, content, betas, extra_headers)
+    one_hour = needs_one_hour_ttl_beta(body, content)
+    headers = _call_headers(one_hour, betas, extra_headers)
     return RequestSpec("POST", "/v1/messages", headers, content, stream=stream)
+
+
+def spliced_message_request(
+    head: str,
+    messages: Sequence[str],
+    *,
+    one_hour: bool,
+    stream: bool,
+    betas: Iterable[str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> RequestSpec:
+    """The POST /v1/messages request from JSON already at hand, without re-encoding it.
+
+    ``head`` is the body's JSON object without ``messages`` and ``stream`` (already
+    validated); ``messages`` are the JSON texts of the turns, spliced in as they are,
+    so a stored history is sent byte for byte. ``one_hour`` says whether any of it
+    holds a 1-hour cache marker (the caller knows; see :func:`wire_has_one_hour`).
+    """
+    joined = ",".join(messages)
+    flag = ',"stream":true' if stream else ""
+    if head == "{}":
+        text = f'{{"messages":[{joined}]{flag}}}'
+    else:
+        text = f'{head[:-1]},"messages":[{joined}]{flag}}}'
+    headers = _call_headers(one_hour, betas, extra_headers)
+    return RequestSpec("POST", "/v1/messages", headers, text.encode(), stream=stream)
 
 
 def count_tokens_request(
@@ -247,18 +276,17 @@ def count_tokens_request(
     }
     wire.update(body.extra_body or {})  # passed through explicitly: sent as given
     content = _dumps(wire)
-    headers = _call_headers(body, content, betas, extra_headers)
+    headers = _call_headers(needs_one_hour_ttl_beta(body, content), betas, extra_headers)
     return RequestSpec("POST", "/v1/messages/count_tokens", headers, content)
 
 
 def _call_headers(
-    body: MessagesRequestBody,
-    content: bytes,
+    one_hour: bool,
     betas: Iterable[str] | None,
     extra_headers: Mapping[str, str] | None,
 ) -> dict[str, str]:
     headers: dict[str, str] = {}
-    automatic = [ONE_HOUR_TTL_BETA] if needs_one_hour_ttl_beta(body, content) else None
+    automatic = [ONE_HOUR_TTL_BETA] if one_hour else None
     user_betas: list[str] | None = None
     if extra_headers:
         headers.update({name.lower(): value for name, value in extra_headers.items()})

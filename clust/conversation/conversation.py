@@ -1,0 +1,409 @@
+"""``Conversation``: a persisted chat that sends its stored history with each turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from clust.conversation.history import History, RequestHead, user_wire
+from clust.conversation.records import UsageTotals
+from clust.conversation.turns import (
+    Turn,
+    abort_turn,
+    begin_turn,
+    discard_pending,
+    finish_turn,
+    sync_history,
+)
+from clust.messages.errors import ConversationBusy
+from clust.messages.message import Message, MessageContent
+from clust.store import repository as rows
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from clust.client import AsyncClient, Client
+    from clust.client._settings import TimeoutTypes
+    from clust.conversation.streams import AsyncConversationStream, ConversationStream
+    from clust.messages.response import MessagesResponseBody
+
+__all__ = ["CallOptions", "Conversation"]
+
+_POLL = 0.05  # seconds between lease checks when a send waits for a busy conversation
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call HTTP options passed through to the client."""
+
+    betas: Iterable[str] | None = None
+    extra_headers: Mapping[str, str] | None = None
+    timeout: TimeoutTypes | None = None
+    max_retries: int | None = None
+
+
+class Conversation:
+    """One stored conversation. Get it from :class:`~clust.Store`, never build it.
+
+    ``send``/``asend`` append a user turn, send the whole history (system prompt,
+    tools and defaults included), and store the reply with its usage in one
+    transaction; ``stream``/``astream`` do the same while yielding events. A failed
+    send stores no reply and leaves the user turn pending: ``retry``/``aretry``
+    resend it. One send may be in flight per conversation, across processes: another
+    raises :class:`~clust.messages.ConversationBusy` (or waits ``wait`` seconds).
+
+    Attributes are the stored row: ``id``, ``title``, ``model``, ``max_tokens``,
+    ``system``/``tools`` (wire JSON), ``params`` (the other request defaults),
+    ``metadata``, ``parent_id``/``fork_position`` (for a fork), ``created_at``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        row: Mapping[str, Any],
+        *,
+        lease: timedelta,
+    ) -> None:
+        self._engine = engine
+        self._lease = lease
+        self.id: str = row["id"]
+        self.title: str | None = row["title"]
+        self.metadata: dict[str, Any] = dict(row["metadata"] or {})
+        self.parent_id: str | None = row["parent_id"]
+        self.fork_position: int | None = row["fork_position"]
+        self.created_at: datetime = row["created_at"]
+        self._head = RequestHead(
+            {
+                **({} if row["system"] is None else {"system": row["system"]}),
+                **({} if row["tools"] is None else {"tools": row["tools"]}),
+                **row["params"],
+                "model": row["model"],
+            }
+        )
+        self._history = History()
+
+    def __repr__(self) -> str:
+        return f"Conversation(id={self.id!r}, model={self.model!r}, title={self.title!r})"
+
+    # -- what is stored ---------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model every turn is sent to (unless overridden per call)."""
+        return str(self._head.wire["model"])
+
+    @property
+    def max_tokens(self) -> int:
+        """The default ``max_tokens``."""
+        return int(self._head.wire["max_tokens"])
+
+    @property
+    def system(self) -> Any:
+        """The ``system`` field as wire JSON (a string or text blocks), or ``None``."""
+        return self._head.wire.get("system")
+
+    @property
+    def tools(self) -> list[Any] | None:
+        """The tool definitions as wire JSON, or ``None``."""
+        tools = self._head.wire.get("tools")
+        return None if tools is None else list(tools)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The other request defaults (temperature, thinking, ...) as wire JSON."""
+        return {
+            key: value
+            for key, value in self._head.wire.items()
+            if key not in ("model", "max_tokens", "system", "tools")
+        }
+
+    @property
+    def history(self) -> list[Message]:
+        """The turns, oldest first, as typed messages (read from the store if needed)."""
+        self._load()
+        return self._history.messages()
+
+    @property
+    def pending(self) -> bool:
+        """Whether the last turn is a user turn still waiting for its reply."""
+        self._load()
+        return self._history.last_role == "user"
+
+    def refresh(self) -> None:
+        """Read turns other processes added since this object last looked."""
+        with self._engine.connect() as connection, connection.begin():
+            sync_history(connection, self.id, self._history)
+
+    def _load(self) -> None:
+        if not self._history.wires:
+            self.refresh()
+
+    def usage(self) -> UsageTotals:
+        """Token counts summed over every reply of this conversation."""
+        with self._engine.connect() as connection, connection.begin():
+            return UsageTotals.from_mapping(rows.usage_totals(connection, self.id))
+
+    def discard_pending(self) -> None:
+        """Drop a pending user turn (after a failed send) instead of retrying it."""
+        discard_pending(self._engine, self.id, self._history, self._lease)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(
+        self,
+        client: Client,
+        content: MessageContent | Message,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> MessagesResponseBody:
+        """Add a user turn, send the conversation, store and return the reply.
+
+        ``model``, ``max_tokens``, ``system``, ``tools`` and ``params`` (any other body
+        field) override the stored defaults for this call only. ``wait``: seconds to
+        wait for a busy conversation before raising ``ConversationBusy``.
+
+        Raises:
+            InvalidParameter: bad content or override (before anything is stored).
+            ConversationBusy / PendingTurn: see the class docstring.
+            ApiError / ClientError: the request failed; the user turn stays pending.
+        """
+        wire = user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return self._exchange(client, wire, head, options, wait)
+
+    def retry(
+        self,
+        client: Client,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> MessagesResponseBody:
+        """Resend the pending user turn left by a failed send; store and return the reply.
+
+        Raises:
+            NothingToRetry: the last turn already has its reply.
+        """
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return self._exchange(client, None, head, options, wait)
+
+    def stream(
+        self,
+        client: Client,
+        content: MessageContent | Message | None,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> ConversationStream:
+        """Like :meth:`send`, streaming: iterate the events; the reply is stored when the
+        stream completes (``content=None`` resends the pending turn, like :meth:`retry`).
+
+        The turn starts on first iteration. A stream that breaks off, or that the
+        caller leaves early, stores no reply and leaves the user turn pending.
+        """
+        from clust.conversation.streams import ConversationStream
+
+        wire = None if content is None else user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return ConversationStream(self, client, wire, head, options, wait)
+
+    async def asend(
+        self,
+        client: AsyncClient,
+        content: MessageContent | Message,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> MessagesResponseBody:
+        """:meth:`send` for :class:`~clust.AsyncClient`; database work runs in worker
+        threads, so the event loop never waits on it."""
+        wire = user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return await self._aexchange(client, wire, head, options, wait)
+
+    async def aretry(
+        self,
+        client: AsyncClient,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> MessagesResponseBody:
+        """:meth:`retry` for :class:`~clust.AsyncClient`."""
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return await self._aexchange(client, None, head, options, wait)
+
+    def astream(
+        self,
+        client: AsyncClient,
+        content: MessageContent | Message | None,
+        *,
+        wait: float = 0.0,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncConversationStream:
+        """:meth:`stream` for :class:`~clust.AsyncClient` (``async with`` / ``async for``)."""
+        from clust.conversation.streams import AsyncConversationStream
+
+        wire = None if content is None else user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return AsyncConversationStream(self, client, wire, head, options, wait)
+
+    # -- the turn, in steps shared with the streams ------------------------------------
+
+    def _head_for(
+        self,
+        model: str | None,
+        max_tokens: int | None,
+        system: Any,
+        tools: Sequence[Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> RequestHead:
+        overrides: dict[str, Any] = dict(params or {})
+        for name, value in (
+            ("model", model),
+            ("max_tokens", max_tokens),
+            ("system", system),
+            ("tools", tools),
+        ):
+            if value is not None:
+                overrides[name] = value
+        return self._head.with_overrides(overrides) if overrides else self._head
+
+    def _try_begin(self, wire: str | None) -> Turn:
+        return begin_turn(self._engine, self.id, self._history, wire, self._lease)
+
+    def _begin(self, wire: str | None, wait: float) -> Turn:
+        """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._try_begin(wire)
+            except ConversationBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(_POLL)
+
+    async def _abegin(self, wire: str | None, wait: float) -> Turn:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(self._try_begin, wire)
+            except ConversationBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            await anyio.sleep(_POLL)
+
+    def _finish(self, turn: Turn, response: MessagesResponseBody, started: float) -> None:
+        """Store the reply; if that fails, give the lease back and raise."""
+        latency_ms = round((time.monotonic() - started) * 1000)
+        try:
+            finish_turn(self._engine, turn, self._history, response, latency_ms)
+        except BaseException:
+            self._abort(turn)
+            raise
+
+    def _abort(self, turn: Turn) -> None:
+        abort_turn(self._engine, turn)
+
+    def _exchange(
+        self,
+        client: Client,
+        wire: str | None,
+        head: RequestHead,
+        options: CallOptions,
+        wait: float,
+    ) -> MessagesResponseBody:
+        turn = self._begin(wire, wait)
+        started = time.monotonic()
+        try:
+            spec = self._history.request(
+                head, stream=False, betas=options.betas, extra_headers=options.extra_headers
+            )
+            response = client._create_from_spec(spec, options.timeout, options.max_retries)
+        except BaseException:
+            self._abort(turn)
+            raise
+        self._finish(turn, response, started)
+        return response
+
+    async def _aexchange(
+        self,
+        client: AsyncClient,
+        wire: str | None,
+        head: RequestHead,
+        options: CallOptions,
+        wait: float,
+    ) -> MessagesResponseBody:
+        turn = await self._abegin(wire, wait)
+        started = time.monotonic()
+        try:
+            spec = self._history.request(
+                head, stream=False, betas=options.betas, extra_headers=options.extra_headers
+            )
+            response = await client._create_from_spec(spec, options.timeout, options.max_retries)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._abort, turn)
+            raise
+        await anyio.to_thread.run_sync(partial(self._finish, turn, response, started))
+        return response

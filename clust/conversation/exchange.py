@@ -1,0 +1,113 @@
+"""Export and import of one conversation as a JSON document.
+
+The document holds the defaults, metadata and fork origin, every turn as its wire
+JSON object, and the usage rows::
+
+    {"format": "clust.conversation", "version": 1, "id": ..., "title": ..., "model": ...,
+     "params": {...}, "system": ..., "tools": [...], "metadata": {...},
+     "parent_id": ..., "fork_position": ..., "created_at": "...",
+     "messages": [{"role": "user", "content": ...}, ...],
+     "usage": [{"message_position": 1, "input_tokens": ..., ...}, ...]}
+
+Turns are re-encoded compactly on import, as clust encodes them when it sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from clust.conversation.history import RequestHead
+from clust.messages.errors import InvalidParameter, StoreError
+from clust.store import repository as rows
+from clust.store.engine import WRITE
+
+if TYPE_CHECKING:
+    from clust.conversation.conversation import Conversation
+    from clust.conversation.store import Store
+
+__all__ = ["FORMAT", "VERSION", "export_document", "import_document"]
+
+FORMAT = "clust.conversation"
+VERSION = 1
+
+_USAGE_SKIPPED = ("id", "conversation_id")
+
+
+def export_document(engine: Engine, conversation: Conversation) -> dict[str, Any]:
+    """The document of ``conversation`` (read in one transaction)."""
+    with engine.connect() as connection, connection.begin():
+        turns = rows.load_messages(connection, conversation.id)
+        usage = rows.load_usage(connection, conversation.id)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "max_tokens": conversation.max_tokens,
+        "params": {k: v for k, v in conversation.params.items() if k != "max_tokens"},
+        "system": conversation.system,
+        "tools": conversation.tools,
+        "metadata": conversation.metadata,
+        "parent_id": conversation.parent_id,
+        "fork_position": conversation.fork_position,
+        "created_at": conversation.created_at.isoformat(),
+        "messages": [json.loads(wire) for _, _, wire in turns],
+        "usage": [
+            {
+                key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in row._mapping.items()
+                if key not in _USAGE_SKIPPED
+            }
+            for row in usage
+        ],
+    }
+
+
+def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool) -> Conversation:
+    """Create a conversation from ``document`` (see the module docstring)."""
+    if document.get("format") != FORMAT or document.get("version") != VERSION:
+        raise InvalidParameter(
+            "document", document.get("format"), f"a {FORMAT!r} document of version {VERSION}"
+        )
+    head = RequestHead.validated(
+        model=document["model"],
+        max_tokens=document["max_tokens"],
+        system=document.get("system"),
+        tools=document.get("tools"),
+        params=document.get("params"),
+    )
+    turns = []
+    for index, message in enumerate(document.get("messages", [])):
+        role = message.get("role") if isinstance(message, Mapping) else None
+        if role not in ("user", "assistant", "system"):
+            raise InvalidParameter(f"messages[{index}].role", role, "'user' or 'assistant'")
+        turns.append((role, json.dumps(message, separators=(",", ":"), ensure_ascii=False)))
+    try:
+        conversation = store._insert(
+            head,
+            metadata=document.get("metadata"),
+            title=document.get("title"),
+            parent_id=None,
+            fork_position=document.get("fork_position"),
+            turns=turns,
+            conversation_id=document["id"] if keep_id else None,
+        )
+    except IntegrityError as exc:
+        raise StoreError(f"conversation {document['id']!r} already exists") from exc
+    usage = document.get("usage") or []
+    if usage:
+        with store.engine.connect().execution_options(**WRITE) as connection, connection.begin():
+            for entry in usage:
+                values = dict(entry)
+                values["conversation_id"] = conversation.id
+                for key in ("started_at", "finished_at"):
+                    values[key] = datetime.fromisoformat(values[key])
+                rows.insert_usage(connection, values)
+    return conversation

@@ -1,0 +1,159 @@
+"""A conversation's history held in memory as wire JSON, and the request built from it.
+
+Turns are kept as the JSON text they were sent as; the next request splices them
+into the body, so sending turn N costs the new turn's encoding plus one string join,
+never N pydantic objects or a re-read of the stored history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from clust.messages.errors import InvalidParameter
+from clust.messages.message import Message, MessageContent
+from clust.messages.request import MessagesRequestBody
+from clust.messages.response import MessagesResponseBody
+from clust.protocol.request import RequestSpec, spliced_message_request, wire_has_one_hour
+
+__all__ = ["History", "RequestHead", "assistant_wire", "user_wire"]
+
+# Fields the conversation decides itself: never taken from defaults or overrides.
+_RESERVED = frozenset({"messages", "stream"})
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def user_wire(content: MessageContent | Message) -> str:
+    """The wire JSON of a user turn (validated: bad blocks fail before any I/O)."""
+    message = content if isinstance(content, Message) else Message.user(content)
+    if message.role.value != "user":
+        raise InvalidParameter("content", message.role.value, "a user turn")
+    return message.__pydantic_serializer__.to_json(
+        message, exclude_unset=True, by_alias=True
+    ).decode()
+
+
+def assistant_wire(response: MessagesResponseBody) -> str:
+    """The wire JSON of the assistant turn a reply becomes (unknown blocks kept)."""
+    blocks = ",".join(
+        block.__pydantic_serializer__.to_json(block, exclude_unset=True, by_alias=True).decode()
+        for block in response.content
+    )
+    return f'{{"role":"assistant","content":[{blocks}]}}'
+
+
+def one_hour_in(wire: str) -> bool:
+    """Whether a turn's JSON holds a 1-hour cache marker (parsed only if it may)."""
+    return '"1h"' in wire and wire_has_one_hour(json.loads(wire))
+
+
+class RequestHead:
+    """The body fields other than ``messages``: model, max_tokens, system, tools and the
+    rest, validated once and kept as JSON text."""
+
+    __slots__ = ("json", "one_hour", "wire")
+
+    def __init__(self, wire: Mapping[str, Any]) -> None:
+        self.wire = dict(wire)
+        self.json = _dumps(self.wire)
+        self.one_hour = one_hour_in(self.json)
+
+    @classmethod
+    def validated(
+        cls,
+        *,
+        model: str,
+        max_tokens: int,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> RequestHead:
+        """Check the fields as :class:`MessagesRequestBody` would (``InvalidParameter``
+        names the field) and keep their wire form."""
+        params = dict(params or {})
+        for name in _RESERVED & params.keys():
+            raise InvalidParameter(
+                name, params[name], "no value: the conversation sets messages and stream itself"
+            )
+        for name in ("model", "max_tokens", "system", "tools"):
+            if name in params:
+                raise InvalidParameter(name, params[name], f"the {name}= argument, not params")
+        fields: dict[str, Any] = {"model": model, "max_tokens": max_tokens, **params}
+        if system is not None:
+            fields["system"] = system
+        if tools is not None:
+            fields["tools"] = list(tools)
+        # A placeholder turn: the body model checks every field but needs one message.
+        wire = MessagesRequestBody(messages=[Message.user(".")], **fields).to_wire()
+        del wire["messages"]
+        return cls(wire)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RequestHead:
+        """This head with some fields replaced for one call (validated again)."""
+        merged = {**self.wire, **overrides}
+        model = merged.pop("model")
+        max_tokens = merged.pop("max_tokens")
+        system = merged.pop("system", None)
+        tools = merged.pop("tools", None)
+        return RequestHead.validated(
+            model=model, max_tokens=max_tokens, system=system, tools=tools, params=merged
+        )
+
+
+class History:
+    """The turns of one conversation as wire JSON, in position order."""
+
+    __slots__ = ("_one_hour_turns", "roles", "wires")
+
+    def __init__(self) -> None:
+        self.wires: list[str] = []
+        self.roles: list[str] = []
+        self._one_hour_turns = 0
+
+    def __len__(self) -> int:
+        return len(self.wires)
+
+    def extend(self, turns: Iterable[tuple[str, str]]) -> None:
+        """Append ``(role, wire)`` turns."""
+        for role, wire in turns:
+            self.wires.append(wire)
+            self.roles.append(role)
+            if one_hour_in(wire):
+                self._one_hour_turns += 1
+
+    def truncate(self, length: int) -> None:
+        """Forget the turns from ``length`` on."""
+        del self.wires[length:]
+        del self.roles[length:]
+        self._one_hour_turns = sum(1 for wire in self.wires if one_hour_in(wire))
+
+    @property
+    def last_role(self) -> str | None:
+        """The role of the newest turn (``"user"``: a turn waiting for its reply)."""
+        return self.roles[-1] if self.roles else None
+
+    def messages(self) -> list[Message]:
+        """The turns as typed messages (parsed on each call)."""
+        return [Message.model_validate_json(wire) for wire in self.wires]
+
+    def request(
+        self,
+        head: RequestHead,
+        *,
+        stream: bool,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RequestSpec:
+        """The request for the next reply: ``head`` with every turn spliced in."""
+        return spliced_message_request(
+            head.json,
+            self.wires,
+            one_hour=head.one_hour or self._one_hour_turns > 0,
+            stream=stream,
+            betas=betas,
+            extra_headers=extra_headers,
+        )

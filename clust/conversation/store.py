@@ -1,0 +1,244 @@
+"""``Store``: where conversations live (SQLite file or PostgreSQL), and how to find them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from clust.conversation.conversation import Conversation
+from clust.conversation.history import RequestHead
+from clust.conversation.turns import utcnow
+from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
+from clust.store import repository as rows
+from clust.store.engine import WRITE, make_engine
+from clust.store.migrate import is_current
+from clust.store.migrate import upgrade as upgrade_schema
+
+__all__ = ["Store"]
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class Store:
+    """Conversations persisted in SQLite or PostgreSQL.
+
+    >>> store = Store("sqlite:///chat.db")                     # doctest: +SKIP
+    >>> conv = store.create_conversation(model="claude-sonnet-5-5", max_tokens=1024)
+    >>> reply = conv.send(client, "Hello")                      # doctest: +SKIP
+    >>> same = store.get_conversation(conv.id)                  # later, any process
+
+    Args:
+        url: an SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://...``
+            (``pip install 'clust[postgres]'``).
+        upgrade: bring the schema to the current revision on open (default); with
+            ``False`` an out-of-date schema raises :class:`StoreError` (run
+            ``clust db upgrade``).
+        lease_seconds: how long a send may hold a conversation before another process
+            may take it over (a crashed sender's claim runs out after this).
+        busy_timeout: seconds an SQLite writer waits for the write lock.
+        engine: an existing SQLAlchemy engine instead of ``url`` (its owner disposes it).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        upgrade: bool = True,
+        lease_seconds: float = 900.0,
+        busy_timeout: float = 30.0,
+        engine: Engine | None = None,
+    ) -> None:
+        if (url is None) == (engine is None):
+            raise InvalidParameter("url", url, "exactly one of url= or engine=")
+        if lease_seconds <= 0:
+            raise InvalidParameter("lease_seconds", lease_seconds, "a number of seconds > 0")
+        self._owns_engine = engine is None
+        self._engine = (
+            engine if engine is not None else make_engine(str(url), busy_timeout=busy_timeout)
+        )
+        self._lease = timedelta(seconds=lease_seconds)
+        if not is_current(self._engine):
+            if not upgrade:
+                raise StoreError(
+                    "the database's clust schema is missing or out of date: "
+                    "run `clust db upgrade --url ...` or open the Store with upgrade=True"
+                )
+            upgrade_schema(self._engine)
+
+    def __repr__(self) -> str:
+        return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for your own queries on the ``clust_`` tables)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release the connection pool (not that of an engine passed in)."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- conversations ----------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        *,
+        model: str,
+        max_tokens: int,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        title: str | None = None,
+    ) -> Conversation:
+        """Start a conversation; every turn is sent with these defaults.
+
+        ``system`` is a string, a :class:`~clust.messages.SystemPrompt` or text blocks
+        (cache markers kept); ``tools`` are tool definitions; ``params`` any other body
+        field (``temperature``, ``thinking``, ``tool_choice``, ...). All are checked as
+        a request body would be (``InvalidParameter`` names the field) before anything
+        is written. ``metadata`` is yours (JSON), filterable in :meth:`list_conversations`.
+        """
+        head = RequestHead.validated(
+            model=model, max_tokens=max_tokens, system=system, tools=tools, params=params
+        )
+        return self._insert(head, metadata=metadata, title=title)
+
+    def _insert(
+        self,
+        head: RequestHead,
+        *,
+        metadata: Mapping[str, Any] | None,
+        title: str | None,
+        parent_id: str | None = None,
+        fork_position: int | None = None,
+        turns: Sequence[tuple[str, str]] = (),
+        conversation_id: str | None = None,
+    ) -> Conversation:
+        wire = dict(head.wire)
+        now = utcnow()
+        values = {
+            "id": conversation_id or str(uuid.uuid4()),
+            "title": title,
+            "model": wire.pop("model"),
+            "system": wire.pop("system", None),
+            "tools": wire.pop("tools", None),
+            "params": wire,
+            "metadata": dict(metadata or {}),
+            "parent_id": parent_id,
+            "fork_position": fork_position,
+            "next_position": len(turns),
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._engine.connect().execution_options(**WRITE) as connection, connection.begin():
+            rows.insert_conversation(connection, values)
+            if turns:
+                rows.insert_messages(connection, values["id"], 0, turns, now)
+        conversation = Conversation(self._engine, values, lease=self._lease)
+        conversation._history.extend(turns)
+        return conversation
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """Open a stored conversation (its turns are read when first needed).
+
+        Raises:
+            ConversationNotFound: no conversation has this id.
+        """
+        with self._engine.connect() as connection, connection.begin():
+            row = rows.get_conversation(connection, conversation_id)
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        return Conversation(self._engine, dict(row._mapping), lease=self._lease)
+
+    def list_conversations(
+        self,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Conversation]:
+        """Conversations, newest first.
+
+        Args:
+            limit: page size (1..1000).
+            after: the id of the last conversation of the previous page.
+            metadata: only conversations whose metadata has these keys with these
+                (scalar: string, number, bool or null) values.
+        """
+        if not 1 <= limit <= 1000:
+            raise InvalidParameter("limit", limit, "1..1000")
+        for key, value in (metadata or {}).items():
+            if not isinstance(value, _SCALARS):
+                raise InvalidParameter(
+                    f"metadata[{key!r}]", value, "a string, number, bool or None"
+                )
+        with self._engine.connect() as connection, connection.begin():
+            found = rows.list_conversations(connection, limit=limit, after=after, metadata=metadata)
+        return [Conversation(self._engine, dict(row._mapping), lease=self._lease) for row in found]
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and its turns (usage rows stay, detached).
+
+        Raises:
+            ConversationNotFound: no conversation has this id.
+        """
+        with self._engine.connect().execution_options(**WRITE) as connection, connection.begin():
+            if not rows.delete_conversation(connection, conversation_id):
+                raise ConversationNotFound(conversation_id)
+
+    def fork(self, conversation: Conversation | str, at_position: int) -> Conversation:
+        """A new conversation holding the turns before ``at_position`` (same defaults).
+
+        For edit-and-retry: fork at the position of the turn to change, then send the
+        new version. The fork records its parent and the fork position.
+        """
+        parent = (
+            self.get_conversation(conversation) if isinstance(conversation, str) else conversation
+        )
+        parent.refresh()
+        parent_length = len(parent._history)
+        if not 0 <= at_position <= parent_length:
+            raise InvalidParameter("at_position", at_position, f"0..{parent_length}")
+        history = parent._history
+        return self._insert(
+            parent._head,
+            metadata=parent.metadata,
+            title=parent.title,
+            parent_id=parent.id,
+            fork_position=at_position,
+            turns=list(zip(history.roles[:at_position], history.wires[:at_position], strict=True)),
+        )
+
+    # -- export and import ---------------------------------------------------------------
+
+    def export_conversation(self, conversation: Conversation | str) -> dict[str, Any]:
+        """One conversation as a JSON-ready document (turns, defaults, usage)."""
+        from clust.conversation.exchange import export_document
+
+        conv = (
+            self.get_conversation(conversation) if isinstance(conversation, str) else conversation
+        )
+        return export_document(self._engine, conv)
+
+    def import_conversation(
+        self, document: Mapping[str, Any], *, keep_id: bool = False
+    ) -> Conversation:
+        """Create a conversation from :meth:`export_conversation`'s document.
+
+        A new id is given unless ``keep_id`` (then an existing id raises ``StoreError``).
+        Usage rows are imported too, so spending stays on record.
+        """
+        from clust.conversation.exchange import import_document
+
+        return import_document(self, document, keep_id=keep_id)

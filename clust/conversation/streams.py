@@ -1,0 +1,243 @@
+"""Streams of a conversation turn: the client's event stream, with the turn around it.
+
+The turn starts (user turn stored, lease taken) on first iteration and the reply is
+stored once the stream completes, before iteration ends; leaving early, or a stream
+that breaks off, stores no reply and leaves the user turn pending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from clust.messages.events import ContentBlockDeltaEvent, StreamEvent, TextDelta
+from clust.messages.response import MessagesResponseBody
+
+if TYPE_CHECKING:
+    from clust.client import AsyncClient, Client
+    from clust.client.streaming import AsyncMessageStream, MessageStream
+    from clust.conversation.conversation import CallOptions, Conversation
+    from clust.conversation.history import RequestHead
+
+__all__ = ["AsyncConversationStream", "ConversationStream"]
+
+
+class ConversationStream:
+    """The typed events of one streamed turn (sync); the reply is stored when it completes.
+
+    >>> with conv.stream(client, "Hello") as stream:   # doctest: +SKIP
+    ...     for text in stream.text_stream:
+    ...         print(text, end="")
+    ...     reply = stream.get_final_message()
+    """
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        client: Client,
+        wire: str | None,
+        head: RequestHead,
+        options: CallOptions,
+        wait: float,
+    ) -> None:
+        self._conversation = conversation
+        self._client = client
+        self._wire = wire
+        self._head = head
+        self._options = options
+        self._wait = wait
+        self._stream: MessageStream | None = None
+        self._final: MessagesResponseBody | None = None
+        self._started = False
+        self._events_iterator: Iterator[StreamEvent] | None = None
+
+    @property
+    def current_message(self) -> MessagesResponseBody | None:
+        """The message accumulated so far (``None`` before ``message_start``)."""
+        if self._final is not None:
+            return self._final
+        return None if self._stream is None else self._stream.current_message
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._events_iterator is None:
+            self._events_iterator = self._events()
+        return self._events_iterator
+
+    def _events(self) -> Iterator[StreamEvent]:
+        if self._started:
+            return
+        self._started = True
+        conversation = self._conversation
+        turn = conversation._begin(self._wire, self._wait)
+        started = time.monotonic()
+        try:
+            spec = conversation._history.request(
+                self._head,
+                stream=True,
+                betas=self._options.betas,
+                extra_headers=self._options.extra_headers,
+            )
+            with self._client._stream_from_spec(
+                spec, self._options.timeout, self._options.max_retries
+            ) as stream:
+                self._stream = stream
+                yield from stream
+                final = stream.get_final_message()
+        except BaseException:
+            conversation._abort(turn)
+            raise
+        conversation._finish(turn, final, started)
+        self._final = final
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """Only the text of the text deltas, as it arrives."""
+        for event in self:
+            if type(event) is ContentBlockDeltaEvent:
+                delta = event.delta
+                if type(delta) is TextDelta:
+                    yield delta.text
+
+    def get_final_message(self) -> MessagesResponseBody:
+        """Read the rest of the stream, store the reply, and return it.
+
+        Raises:
+            StreamInterrupted: the stream broke off (the user turn stays pending).
+        """
+        for _ in self:
+            pass
+        if self._final is None:
+            from clust.messages.errors import StreamInterrupted
+
+            raise StreamInterrupted("the stream was closed before it completed")
+        return self._final
+
+    def close(self) -> None:
+        """Stop early: close the HTTP response; no reply is stored."""
+        iterator = self._events_iterator
+        if iterator is not None and hasattr(iterator, "close"):
+            iterator.close()
+        if self._stream is not None:
+            self._stream.close()
+
+    def __enter__(self) -> ConversationStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncConversationStream:
+    """The typed events of one streamed turn (async); see :class:`ConversationStream`."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        client: AsyncClient,
+        wire: str | None,
+        head: RequestHead,
+        options: CallOptions,
+        wait: float,
+    ) -> None:
+        self._conversation = conversation
+        self._client = client
+        self._wire = wire
+        self._head = head
+        self._options = options
+        self._wait = wait
+        self._stream: AsyncMessageStream | None = None
+        self._final: MessagesResponseBody | None = None
+        self._started = False
+        self._events_iterator: AsyncIterator[StreamEvent] | None = None
+
+    @property
+    def current_message(self) -> MessagesResponseBody | None:
+        """The message accumulated so far (``None`` before ``message_start``)."""
+        if self._final is not None:
+            return self._final
+        return None if self._stream is None else self._stream.current_message
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._events_iterator is None:
+            self._events_iterator = self._events()
+        return self._events_iterator
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        if self._started:
+            return
+        self._started = True
+        conversation = self._conversation
+        turn = await conversation._abegin(self._wire, self._wait)
+        started = time.monotonic()
+        try:
+            spec = conversation._history.request(
+                self._head,
+                stream=True,
+                betas=self._options.betas,
+                extra_headers=self._options.extra_headers,
+            )
+            async with self._client._stream_from_spec(
+                spec, self._options.timeout, self._options.max_retries
+            ) as stream:
+                self._stream = stream
+                async for event in stream:
+                    yield event
+                final = await stream.get_final_message()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conversation._abort, turn)
+            raise
+        await anyio.to_thread.run_sync(partial(conversation._finish, turn, final, started))
+        self._final = final
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """Only the text of the text deltas, as it arrives."""
+        return self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        async for event in self:
+            if type(event) is ContentBlockDeltaEvent:
+                delta = event.delta
+                if type(delta) is TextDelta:
+                    yield delta.text
+
+    async def get_final_message(self) -> MessagesResponseBody:
+        """Read the rest of the stream, store the reply, and return it."""
+        async for _ in self:
+            pass
+        if self._final is None:
+            from clust.messages.errors import StreamInterrupted
+
+            raise StreamInterrupted("the stream was closed before it completed")
+        return self._final
+
+    async def close(self) -> None:
+        """Stop early: close the HTTP response; no reply is stored."""
+        iterator = self._events_iterator
+        if iterator is not None and hasattr(iterator, "aclose"):
+            await iterator.aclose()
+        if self._stream is not None:
+            await self._stream.close()
+
+    async def __aenter__(self) -> AsyncConversationStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,186 @@
+"""A turn's life in the database: claim the conversation, store the user turn, store
+the reply and its usage, or give the claim back. Sync functions; the async API runs
+them in worker threads.
+
+A turn is two short write transactions around the HTTP call, never one long one:
+
+1. ``begin``: take the lease (one send in flight per conversation, across
+   processes), reserve the next position, catch up on turns other processes added,
+   insert the user turn. Committed before the request leaves, so a crash after this
+   point leaves a pending user turn that ``retry`` resends.
+2. ``finish``: check the lease is still ours and release it, insert the assistant
+   turn and its usage row. Or ``abort``: release the lease, store nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from clust.conversation.history import History, assistant_wire
+from clust.conversation.records import usage_values
+from clust.messages.errors import (
+    ConversationBusy,
+    ConversationNotFound,
+    NothingToRetry,
+    PendingTurn,
+    StoreError,
+)
+from clust.messages.response import MessagesResponseBody
+from clust.store import repository as rows
+from clust.store.engine import WRITE
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+__all__ = [
+    "Turn",
+    "abort_turn",
+    "begin_turn",
+    "discard_pending",
+    "finish_turn",
+    "renew_turn",
+    "sync_history",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC (every time the store writes)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Turn:
+    """A send in flight: who holds the conversation, and where the reply goes."""
+
+    conversation_id: str
+    holder: str
+    reply_position: int
+    started_at: datetime
+
+
+def sync_history(connection: Connection, conversation_id: str, history: History) -> None:
+    """Append the turns stored after the ones ``history`` holds."""
+    history.extend(
+        (role, wire)
+        for _, role, wire in rows.load_messages(connection, conversation_id, len(history))
+    )
+
+
+def begin_turn(
+    engine: Engine,
+    conversation_id: str,
+    history: History,
+    user_wire: str | None,
+    lease: timedelta,
+) -> Turn:
+    """Claim the conversation and store the user turn (``None``: resend the pending one).
+
+    Raises:
+        ConversationBusy: another send holds the conversation.
+        PendingTurn: a new turn was given but the last one still waits for its reply.
+        NothingToRetry: no turn was given and none is pending.
+    """
+    holder = secrets.token_hex(16)
+    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        now = utcnow()
+        held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
+        if held_until is not None:
+            if rows.get_conversation(connection, conversation_id) is None:
+                raise ConversationNotFound(conversation_id)
+            raise ConversationBusy(conversation_id, expires_at=held_until)
+        count = 0 if user_wire is None else 1
+        position = rows.take_positions(connection, conversation_id, count, now)
+        if position is None:
+            raise ConversationNotFound(conversation_id)
+        if position != len(history):
+            sync_history(connection, conversation_id, history)
+            if position != len(history):
+                raise StoreError(
+                    f"conversation {conversation_id!r}: stored turns end at {len(history)} "
+                    f"but the next position is {position}"
+                )
+        pending = history.last_role == "user"
+        if user_wire is None:
+            if not pending:
+                raise NothingToRetry(
+                    f"conversation {conversation_id!r} has no pending user turn to resend"
+                )
+        else:
+            if pending:
+                raise PendingTurn(conversation_id, position - 1)
+            rows.insert_messages(connection, conversation_id, position, [("user", user_wire)], now)
+    if user_wire is not None:
+        history.extend([("user", user_wire)])
+    return Turn(conversation_id, holder, len(history), now)
+
+
+def finish_turn(
+    engine: Engine,
+    turn: Turn,
+    history: History,
+    response: MessagesResponseBody,
+    latency_ms: int,
+) -> None:
+    """Store the reply and its usage row and release the lease, in one transaction.
+
+    Raises:
+        ConversationBusy: the lease ran out and another send took the conversation;
+            nothing is stored (the reply would not follow the turn it answers).
+    """
+    wire = assistant_wire(response)
+    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        now = utcnow()
+        if not rows.release_lease(connection, turn.conversation_id, turn.holder):
+            raise ConversationBusy(turn.conversation_id)
+        position = rows.take_positions(connection, turn.conversation_id, 1, now)
+        if position != turn.reply_position:
+            raise ConversationBusy(turn.conversation_id)
+        rows.insert_messages(connection, turn.conversation_id, position, [("assistant", wire)], now)
+        rows.insert_usage(
+            connection,
+            usage_values(
+                response,
+                conversation_id=turn.conversation_id,
+                position=position,
+                started_at=turn.started_at,
+                finished_at=now,
+                latency_ms=latency_ms,
+            ),
+        )
+    history.extend([("assistant", wire)])
+
+
+def abort_turn(engine: Engine, turn: Turn) -> None:
+    """Give the conversation back after a failed send; the user turn stays pending."""
+    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        rows.release_lease(connection, turn.conversation_id, turn.holder)
+
+
+def discard_pending(
+    engine: Engine, conversation_id: str, history: History, lease: timedelta
+) -> None:
+    """Drop the pending user turn, if any (under the lease: not during a send)."""
+    holder = secrets.token_hex(16)
+    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        now = utcnow()
+        held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
+        if held_until is not None:
+            raise ConversationBusy(conversation_id, expires_at=held_until)
+        sync_history(connection, conversation_id, history)
+        if history.last_role == "user":
+            position = len(history) - 1
+            rows.delete_messages_from(connection, conversation_id, position)
+            history.truncate(position)
+        rows.release_lease(connection, conversation_id, holder)
+
+
+def renew_turn(engine: Engine, turn: Turn, lease: timedelta) -> bool:
+    """Extend the lease of a long send; whether it was still held."""
+    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        return rows.renew_lease(connection, turn.conversation_id, turn.holder, utcnow() + lease)

@@ -1,0 +1,56 @@
+"""Engines for the store: SQLite tuned for several writers, PostgreSQL as it comes.
+
+SQLite gets WAL (readers never wait for the writer), a busy timeout, foreign keys,
+and explicit transactions: pysqlite's own implicit ``BEGIN`` is switched off, and
+write transactions start with ``BEGIN IMMEDIATE``. A deferred transaction that
+reads and then writes fails at once with "database is locked" when another writer
+got in between, whatever the busy timeout; ``BEGIN IMMEDIATE`` takes the write lock
+first, so it waits its turn instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+__all__ = ["WRITE", "make_engine"]
+
+WRITE = {"clust_write": True}
+"""Execution options of a connection whose transaction will write."""
+
+
+def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql+psycopg://...``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine_options.setdefault("pool_pre_ping", False)
+        return create_engine(parsed, **engine_options)
+    connect_args = engine_options.pop("connect_args", {})
+    connect_args.setdefault("check_same_thread", False)  # async calls use worker threads
+    connect_args.setdefault("timeout", busy_timeout)
+    engine = create_engine(parsed, connect_args=connect_args, **engine_options)
+    timeout_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        try:
+            if parsed.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get("clust_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine

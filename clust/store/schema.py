@@ -1,0 +1,158 @@
+"""The tables of the conversation store, as typed SQLAlchemy 2 declarative models.
+
+The Alembic revisions in ``clust/store/migrations`` create exactly these tables (a
+test runs autogenerate against both databases and expects no difference).
+
+- ``clust_conversations``: one row per conversation: model, default request
+  parameters, system prompt blocks and tool definitions (wire JSON, cache markers
+  included), user metadata, the parent and fork point of a fork, and
+  ``next_position``, the counter that hands out message positions inside the write
+  transaction (never timestamps or global ids).
+- ``clust_messages``: the turns, keyed by (conversation, position). ``wire`` holds
+  the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
+  reorders keys, and history is spliced into the next request byte for byte).
+- ``clust_usage``: one row per reply: every token count (cache writes split 5m/1h),
+  request id, stop reason, service tier, latency and times.
+- ``clust_leases``: who is sending on a conversation, until when.
+
+Tables are prefixed ``clust_`` so the store can share a database with an application.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "UsageRow"]
+
+# JSON on SQLite, JSONB on PostgreSQL (indexable, and `@>` for metadata filters).
+JsonColumn = JSON().with_variant(JSONB(), "postgresql")
+
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables (their own ``MetaData``)."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map = {dict[str, Any]: JsonColumn, datetime: DateTime(timezone=True)}
+
+
+class ConversationRow(Base):
+    """A conversation and the request defaults every turn is sent with."""
+
+    __tablename__ = "clust_conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    # Request fields other than model, messages, system and tools (max_tokens,
+    # temperature, thinking, ...), as wire JSON.
+    params: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
+    # The `system` field as wire JSON (a string or text blocks), or null.
+    system: Mapped[Any | None] = mapped_column(JsonColumn)
+    tools: Mapped[Any | None] = mapped_column(JsonColumn)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonColumn)
+    parent_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("clust_conversations.id", ondelete="SET NULL")
+    )
+    fork_position: Mapped[int | None] = mapped_column(Integer)
+    next_position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # newest first, paginated by (created_at, id)
+        Index("ix_clust_conversations_created", "created_at", "id"),
+        Index("ix_clust_conversations_parent", "parent_id"),
+    )
+
+
+class MessageRow(Base):
+    """One turn of a conversation, as sent on the wire."""
+
+    __tablename__ = "clust_messages"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("clust_conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # The message object {"role": ..., "content": ...} exactly as sent.
+    wire: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class UsageRow(Base):
+    """What one request cost: the reply it produced and every token count.
+
+    Rows outlive their conversation (deleting it sets the reference to null), so
+    spending stays on record.
+    """
+
+    __tablename__ = "clust_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    message_position: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    stop_reason: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_creation_5m_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_read_input_tokens: Mapped[int] = mapped_column(Integer)
+    web_search_requests: Mapped[int] = mapped_column(Integer)
+    web_fetch_requests: Mapped[int] = mapped_column(Integer)
+    service_tier: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["conversation_id", "message_position"],
+            ["clust_messages.conversation_id", "clust_messages.position"],
+            ondelete="SET NULL",
+        ),
+        Index("ix_clust_usage_started", "started_at"),
+        Index("ix_clust_usage_model_started", "model", "started_at"),
+        Index("ix_clust_usage_conversation", "conversation_id", "message_position"),
+    )
+
+
+class LeaseRow(Base):
+    """The one send in flight on a conversation, and when its claim runs out."""
+
+    __tablename__ = "clust_leases"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("clust_conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
