@@ -25,14 +25,35 @@ def test_offline_testing_example_passes() -> None:
         namespace["test_my_app_survives_overload_and_cut_streams"](fake)
 
 
-def test_quickstart_example_runs() -> None:
+def test_quickstart_demo_persists_and_resumes(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
+        cwd=tmp_path,
     ).stdout
     assert "ran get_weather" in out
     assert "take an umbrella" in out
+    assert "resumed" in out and "with 4 stored turns" in out
+    assert "the resumed request carried 5 messages" in out
+    assert "stored: 6 turns, 3 replies" in out
     assert "extended-cache-ttl-2025-04-11" in out
+    assert (tmp_path / "clust_demo.db").exists()
+
+
+def test_conversation_example_runs(tmp_path: Path, monkeypatch: Any) -> None:
+    [code] = [block for block in _python_blocks() if 'Store("sqlite:///chat.db")' in block]
+    monkeypatch.chdir(tmp_path)
+    with FakeClaude() as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "offline")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        namespace: dict[str, Any] = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+        conv = namespace["conv"]
+        assert len(conv.history) == 4
+        assert conv.usage().requests == 2
+        assert fake.last_request.body["temperature"] == 0.3
+    namespace["store"].close()
+    namespace["client"].close()
