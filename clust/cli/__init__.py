@@ -24,14 +24,17 @@ def _url(given: str | None) -> str:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from clust.store.engine import make_engine
-    from clust.store.migrate import HEAD_REVISION, upgrade
+    from clust.store.migrate import HEAD_REVISION, current_revision, upgrade
 
     engine = make_engine(_url(args.url))
     try:
         upgrade(engine, args.revision)
+        with engine.connect() as connection:
+            reached = current_revision(connection)
     finally:
         engine.dispose()
-    print(f"clust schema at {args.revision} ({HEAD_REVISION} is the newest)")
+    state = "the newest" if reached == HEAD_REVISION else f"the newest is {HEAD_REVISION}"
+    print(f"clust schema at {reached or 'base (no clust tables)'} ({state})")
     return 0
 
 
@@ -70,10 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except ImportError as exc:  # the URL names a driver that is not installed
+        hint = " (for PostgreSQL: pip install 'clust[postgres]' and a postgresql+psycopg:// URL)"
+        print(f"clust: cannot load the database driver: {exc}{hint}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a clear one-line message, not a traceback
         from clust.messages.errors import MessagesError
 
         if isinstance(exc, MessagesError) or type(exc).__module__.startswith("sqlalchemy"):
-            print(f"clust: {exc}", file=sys.stderr)
+            print(f"clust: {_one_line(exc)}", file=sys.stderr)
             return 1
         raise
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line, without SQLAlchemy's "Background on this error" link."""
+    text = str(error).split("(Background on this error at:")[0]
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

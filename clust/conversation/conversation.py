@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -78,15 +78,12 @@ class Conversation:
         self.metadata: dict[str, Any] = dict(row["metadata"] or {})
         self.parent_id: str | None = row["parent_id"]
         self.fork_position: int | None = row["fork_position"]
-        self.created_at: datetime = row["created_at"]
-        self._head = RequestHead(
-            {
-                **({} if row["system"] is None else {"system": row["system"]}),
-                **({} if row["tools"] is None else {"tools": row["tools"]}),
-                **row["params"],
-                "model": row["model"],
-            }
+        created_at: datetime = row["created_at"]
+        # SQLite keeps no offset: every stored time is UTC, so say so.
+        self.created_at = (
+            created_at if created_at.tzinfo is not None else created_at.replace(tzinfo=timezone.utc)
         )
+        self._head = RequestHead(row["request_head"])
         self._history = History()
 
     def __repr__(self) -> str:

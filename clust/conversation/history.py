@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from clust.messages.errors import InvalidParameter
 from clust.messages.message import Message, MessageContent
 from clust.messages.request import MessagesRequestBody
@@ -29,7 +31,12 @@ def _dumps(value: object) -> str:
 
 def user_wire(content: MessageContent | Message) -> str:
     """The wire JSON of a user turn (validated: bad blocks fail before any I/O)."""
-    message = content if isinstance(content, Message) else Message.user(content)
+    try:
+        message = content if isinstance(content, Message) else Message.user(content)
+    except ValidationError as error:
+        detail = _deepest(error)
+        where = ".".join(str(part) for part in detail.get("loc", ()))
+        raise InvalidParameter("content", content, f"{detail['msg']} (at {where})") from error
     if message.role.value != "user":
         raise InvalidParameter("content", message.role.value, "a user turn")
     return message.__pydantic_serializer__.to_json(
@@ -53,14 +60,15 @@ def one_hour_in(wire: str) -> bool:
 
 class RequestHead:
     """The body fields other than ``messages``: model, max_tokens, system, tools and the
-    rest, validated once and kept as JSON text."""
+    rest, validated once and kept as the JSON text that is sent (and stored: reopened
+    in another process, a conversation sends the same bytes)."""
 
     __slots__ = ("json", "one_hour", "wire")
 
-    def __init__(self, wire: Mapping[str, Any]) -> None:
-        self.wire = dict(wire)
-        self.json = _dumps(self.wire)
-        self.one_hour = one_hour_in(self.json)
+    def __init__(self, text: str) -> None:
+        self.json = text
+        self.wire: dict[str, Any] = json.loads(text)
+        self.one_hour = one_hour_in(text)
 
     @classmethod
     def validated(
@@ -88,9 +96,13 @@ class RequestHead:
         if tools is not None:
             fields["tools"] = list(tools)
         # A placeholder turn: the body model checks every field but needs one message.
-        wire = MessagesRequestBody(messages=[Message.user(".")], **fields).to_wire()
+        try:
+            body = MessagesRequestBody(messages=[Message.user(".")], **fields)
+        except ValidationError as error:
+            raise _invalid_field(error, fields) from error
+        wire = body.to_wire()
         del wire["messages"]
-        return cls(wire)
+        return cls(_dumps(wire))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RequestHead:
         """This head with some fields replaced for one call (validated again)."""
@@ -102,6 +114,22 @@ class RequestHead:
         return RequestHead.validated(
             model=model, max_tokens=max_tokens, system=system, tools=tools, params=merged
         )
+
+
+def _deepest(error: ValidationError) -> Any:
+    """The most specific failure of ``error`` (union branches fail at several depths)."""
+    return max(error.errors(include_url=False, include_input=False), key=lambda d: len(d["loc"]))
+
+
+def _invalid_field(error: ValidationError, fields: Mapping[str, Any]) -> InvalidParameter:
+    """The ``InvalidParameter`` of a structural failure (unknown field, malformed block)."""
+    detail = _deepest(error)
+    location = [str(part) for part in detail["loc"]]
+    name = location[0] if location else "params"
+    if detail["type"] == "extra_forbidden" and len(location) == 1:
+        return InvalidParameter(name, fields.get(name), "a request field the API knows")
+    where = f" (at {'.'.join(location)})" if len(location) > 1 else ""
+    return InvalidParameter(name, fields.get(name), f"{detail['msg']}{where}")
 
 
 class History:

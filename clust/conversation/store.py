@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from clust.conversation.conversation import Conversation
 from clust.conversation.history import RequestHead
@@ -61,13 +62,17 @@ class Store:
             engine if engine is not None else make_engine(str(url), busy_timeout=busy_timeout)
         )
         self._lease = timedelta(seconds=lease_seconds)
-        if not is_current(self._engine):
-            if not upgrade:
-                raise StoreError(
-                    "the database's clust schema is missing or out of date: "
-                    "run `clust db upgrade --url ...` or open the Store with upgrade=True"
-                )
-            upgrade_schema(self._engine)
+        try:
+            if not is_current(self._engine):
+                if not upgrade:
+                    raise StoreError(
+                        "the database's clust schema is missing or out of date: "
+                        "run `clust db upgrade --url ...` or open the Store with upgrade=True"
+                    )
+                upgrade_schema(self._engine)
+        except BaseException:
+            self.close()  # no pooled connection outlives a Store that failed to open
+            raise
 
     def __repr__(self) -> str:
         return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -134,6 +139,7 @@ class Store:
             "system": wire.pop("system", None),
             "tools": wire.pop("tools", None),
             "params": wire,
+            "request_head": head.json,
             "metadata": dict(metadata or {}),
             "parent_id": parent_id,
             "fork_position": fork_position,
@@ -211,14 +217,19 @@ class Store:
         if not 0 <= at_position <= parent_length:
             raise InvalidParameter("at_position", at_position, f"0..{parent_length}")
         history = parent._history
-        return self._insert(
-            parent._head,
-            metadata=parent.metadata,
-            title=parent.title,
-            parent_id=parent.id,
-            fork_position=at_position,
-            turns=list(zip(history.roles[:at_position], history.wires[:at_position], strict=True)),
-        )
+        try:
+            return self._insert(
+                parent._head,
+                metadata=parent.metadata,
+                title=parent.title,
+                parent_id=parent.id,
+                fork_position=at_position,
+                turns=list(
+                    zip(history.roles[:at_position], history.wires[:at_position], strict=True)
+                ),
+            )
+        except IntegrityError as exc:  # the parent was deleted since it was opened
+            raise ConversationNotFound(parent.id) from exc
 
     # -- export and import ---------------------------------------------------------------
 

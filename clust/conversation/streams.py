@@ -67,7 +67,13 @@ class ConversationStream:
     def __iter__(self) -> Iterator[StreamEvent]:
         if self._events_iterator is None:
             self._events_iterator = self._events()
-        return self._events_iterator
+        try:
+            yield from self._events_iterator
+        except GeneratorExit:
+            # Left early (a `break`): close now, as the client's stream does, so the
+            # lease goes back at once rather than when this object is collected.
+            self.close()
+            raise
 
     def _events(self) -> Iterator[StreamEvent]:
         if self._started:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from clust.conversation.history import History, assistant_wire
 from clust.conversation.records import usage_values
@@ -65,11 +66,40 @@ class Turn:
 
 
 def sync_history(connection: Connection, conversation_id: str, history: History) -> None:
-    """Append the turns stored after the ones ``history`` holds."""
+    """Append the turns stored after the ones ``history`` holds.
+
+    The newest turn held is read back too: if it is no longer stored as held (another
+    object discarded that pending turn, perhaps sending another since), the whole
+    history is read again rather than sending a turn the store no longer has.
+    """
+    known = len(history)
+    if known == 0:
+        history.extend(
+            (role, wire) for _, role, wire in rows.load_messages(connection, conversation_id)
+        )
+        return
+    stored = rows.load_messages(connection, conversation_id, known - 1)
+    if stored and stored[0][0] == known - 1 and stored[0][2] == history.wires[-1]:
+        history.extend((role, wire) for _, role, wire in stored[1:])
+        return
+    history.truncate(0)
     history.extend(
-        (role, wire)
-        for _, role, wire in rows.load_messages(connection, conversation_id, len(history))
+        (role, wire) for _, role, wire in rows.load_messages(connection, conversation_id)
     )
+
+
+def _claim(
+    connection: Connection, conversation_id: str, holder: str, now: datetime, lease: timedelta
+) -> datetime | None:
+    """Take the lease (``None``) or return the current holder's expiry.
+
+    Raises:
+        ConversationNotFound: the lease row's foreign key found no conversation.
+    """
+    try:
+        return rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
+    except IntegrityError as exc:
+        raise ConversationNotFound(conversation_id) from exc
 
 
 def begin_turn(
@@ -89,7 +119,7 @@ def begin_turn(
     holder = secrets.token_hex(16)
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
-        held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
+        held_until = _claim(connection, conversation_id, holder, now, lease)
         if held_until is not None:
             if rows.get_conversation(connection, conversation_id) is None:
                 raise ConversationNotFound(conversation_id)
@@ -98,7 +128,9 @@ def begin_turn(
         position = rows.take_positions(connection, conversation_id, count, now)
         if position is None:
             raise ConversationNotFound(conversation_id)
-        if position != len(history):
+        # A pending turn held in memory may since have been discarded (and replaced)
+        # by another object: check it before resending it or refusing a new turn.
+        if position != len(history) or history.last_role == "user":
             sync_history(connection, conversation_id, history)
             if position != len(history):
                 raise StoreError(
@@ -169,7 +201,7 @@ def discard_pending(
     holder = secrets.token_hex(16)
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
-        held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
+        held_until = _claim(connection, conversation_id, holder, now, lease)
         if held_until is not None:
             raise ConversationBusy(conversation_id, expires_at=held_until)
         sync_history(connection, conversation_id, history)

@@ -102,11 +102,15 @@ def _metadata_matches(connection: Connection, wanted: Mapping[str, Any]) -> Any:
     conditions = []
     for key, value in wanted.items():
         path = '$."' + key.replace('"', '""') + '"'
+        kind = func.json_type(column, path)
         if value is None:
-            conditions.append(func.json_type(column, path) == "null")
+            conditions.append(kind == "null")
         elif isinstance(value, bool):
-            conditions.append(func.json_type(column, path) == ("true" if value else "false"))
+            conditions.append(kind == ("true" if value else "false"))
         else:
+            # json_extract gives 1 for true: match the JSON type too, as `@>` does.
+            kinds = ("text",) if isinstance(value, str) else ("integer", "real")
+            conditions.append(kind.in_(kinds))
             conditions.append(func.json_extract(column, path) == value)
     return and_(*conditions)
 

@@ -5,9 +5,9 @@ test runs autogenerate against both databases and expects no difference).
 
 - ``clust_conversations``: one row per conversation: model, default request
   parameters, system prompt blocks and tool definitions (wire JSON, cache markers
-  included), user metadata, the parent and fork point of a fork, and
-  ``next_position``, the counter that hands out message positions inside the write
-  transaction (never timestamps or global ids).
+  included; ``request_head`` keeps them as the exact text sent), user metadata,
+  the parent and fork point of a fork, and ``next_position``, the counter that hands
+  out message positions inside the write transaction (never timestamps or global ids).
 - ``clust_messages``: the turns, keyed by (conversation, position). ``wire`` holds
   the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
   reorders keys, and history is spliced into the next request byte for byte).
@@ -65,6 +65,9 @@ class ConversationRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     title: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(200))
+    # Every request field but messages, as the JSON text that is sent: the source of
+    # truth for sending (JSONB reorders keys; the columns below are for queries).
+    request_head: Mapped[str] = mapped_column(Text)
     # Request fields other than model, messages, system and tools (max_tokens,
     # temperature, thinking, ...), as wire JSON.
     params: Mapped[dict[str, Any]] = mapped_column(JsonColumn)

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(36), nullable=False),
         sa.Column("title", sa.Text(), nullable=True),
         sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("request_head", sa.Text(), nullable=False),
         sa.Column("params", _json(), nullable=False),
         sa.Column("system", _json(), nullable=True),
         sa.Column("tools", _json(), nullable=True),
