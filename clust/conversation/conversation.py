@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from clust.conversation.turns import (
     begin_turn,
     discard_pending,
     finish_turn,
+    renew_turn,
     sync_history,
 )
 from clust.messages.errors import ConversationBusy
@@ -78,11 +79,7 @@ class Conversation:
         self.metadata: dict[str, Any] = dict(row["metadata"] or {})
         self.parent_id: str | None = row["parent_id"]
         self.fork_position: int | None = row["fork_position"]
-        created_at: datetime = row["created_at"]
-        # SQLite keeps no offset: every stored time is UTC, so say so.
-        self.created_at = (
-            created_at if created_at.tzinfo is not None else created_at.replace(tzinfo=timezone.utc)
-        )
+        self.created_at: datetime = row["created_at"]
         self._head = RequestHead(row["request_head"])
         self._history = History()
 
@@ -358,6 +355,10 @@ class Conversation:
         except BaseException:
             self._abort(turn)
             raise
+
+    def _renew(self, turn: Turn) -> None:
+        """Extend the lease of a long stream (a lost lease shows at finish)."""
+        renew_turn(self._engine, turn, self._lease)
 
     def _abort(self, turn: Turn) -> None:
         abort_turn(self._engine, turn)

@@ -93,7 +93,13 @@ class ConversationStream:
                 spec, self._options.timeout, self._options.max_retries
             ) as stream:
                 self._stream = stream
-                yield from stream
+                renew_every = conversation._lease.total_seconds() / 2
+                renew_at = started + renew_every
+                for event in stream:
+                    yield event
+                    if time.monotonic() >= renew_at:  # a long stream keeps its claim
+                        conversation._renew(turn)
+                        renew_at = time.monotonic() + renew_every
                 final = stream.get_final_message()
         except BaseException:
             conversation._abort(turn)
@@ -197,8 +203,13 @@ class AsyncConversationStream:
                 spec, self._options.timeout, self._options.max_retries
             ) as stream:
                 self._stream = stream
+                renew_every = conversation._lease.total_seconds() / 2
+                renew_at = started + renew_every
                 async for event in stream:
                     yield event
+                    if time.monotonic() >= renew_at:  # a long stream keeps its claim
+                        await anyio.to_thread.run_sync(conversation._renew, turn)
+                        renew_at = time.monotonic() + renew_every
                 final = await stream.get_final_message()
         except BaseException:
             with anyio.CancelScope(shield=True):

@@ -20,7 +20,7 @@ Tables are prefixed ``clust_`` so the store can share a database with an applica
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -33,11 +33,26 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "UsageRow"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC time on every database (SQLite keeps no offset: its values
+    come back naive and are marked UTC, as they were written)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
 
 # JSON on SQLite, JSONB on PostgreSQL (indexable, and `@>` for metadata filters).
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
@@ -54,7 +69,7 @@ class Base(DeclarativeBase):
     """Declarative base of the store's tables (their own ``MetaData``)."""
 
     metadata = MetaData(naming_convention=_NAMING)
-    type_annotation_map = {dict[str, Any]: JsonColumn, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JsonColumn, datetime: UtcDateTime()}
 
 
 class ConversationRow(Base):

@@ -326,3 +326,22 @@ def test_a_slow_stream_holds_the_conversation_until_it_completes(
             pass
     assert texts(store.get_conversation(conv.id)) == ["go", "one two three four"]
     store.get_conversation(conv.id).send(client, "after")
+
+
+def test_a_long_stream_renews_its_lease(db_url: str, fake: FakeClaude, client: Client) -> None:
+    """A stream that outlasts the lease keeps the conversation: nobody takes it over."""
+    with Store(db_url, lease_seconds=0.4) as short_lease:
+        conv = short_lease.create_conversation(model=MODEL, max_tokens=1024)
+        other = short_lease.get_conversation(conv.id)
+        fake.enqueue(Reply.text("one two three four five six seven eight nine ten").slow(0.1))
+        busy_seen = 0
+        with conv.stream(client, "Count slowly") as stream:
+            for index, _ in enumerate(stream):
+                if index in (6, 11):  # well past 0.4 s: the first claim would have run out
+                    with pytest.raises(ConversationBusy):
+                        other.send(client, "Let me in")
+                    busy_seen += 1
+            reply = stream.get_final_message()
+        assert busy_seen == 2
+        assert reply.text().startswith("one two")
+        assert texts(short_lease.get_conversation(conv.id))[-1] == reply.text()
