@@ -10,6 +10,7 @@ BENCHMARKS = [
     "benchmarks.bench_requests",
     "benchmarks.bench_streaming",
     "benchmarks.bench_sse_decoder",
+    "benchmarks.bench_store",
 ]
 
 
