@@ -343,7 +343,7 @@ class ClustSystem(System):
                             **row,
                             "conversation_id": cid,
                             "position": 2 * turn + offset,
-                            "wire": wire,
+                            "wire": wire.decode(),
                         }
 
         def usage_rows() -> Iterator[dict[str, Any]]:

@@ -323,10 +323,10 @@ class Conversation:
                 overrides[name] = value
         return self._head.with_overrides(overrides) if overrides else self._head
 
-    def _try_begin(self, wire: str | None) -> Turn:
+    def _try_begin(self, wire: bytes | None) -> Turn:
         return begin_turn(self._engine, self.id, self._history, wire, self._lease)
 
-    def _begin(self, wire: str | None, wait: float) -> Turn:
+    def _begin(self, wire: bytes | None, wait: float) -> Turn:
         """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
         deadline = time.monotonic() + wait
         while True:
@@ -337,7 +337,7 @@ class Conversation:
                     raise
             time.sleep(_POLL)
 
-    async def _abegin(self, wire: str | None, wait: float) -> Turn:
+    async def _abegin(self, wire: bytes | None, wait: float) -> Turn:
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -366,7 +366,7 @@ class Conversation:
     def _exchange(
         self,
         client: Client,
-        wire: str | None,
+        wire: bytes | None,
         head: RequestHead,
         options: CallOptions,
         wait: float,
@@ -387,7 +387,7 @@ class Conversation:
     async def _aexchange(
         self,
         client: AsyncClient,
-        wire: str | None,
+        wire: bytes | None,
         head: RequestHead,
         options: CallOptions,
         wait: float,

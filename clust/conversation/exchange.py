@@ -42,7 +42,7 @@ _USAGE_SKIPPED = ("id", "conversation_id")
 def export_document(engine: Engine, conversation: Conversation) -> dict[str, Any]:
     """The document of ``conversation`` (read in one transaction)."""
     with engine.connect() as connection, connection.begin():
-        turns = rows.load_messages(connection, conversation.id)
+        _, wires = rows.load_turns(connection, conversation.id)
         usage = rows.load_usage(connection, conversation.id)
     return {
         "format": FORMAT,
@@ -58,7 +58,7 @@ def export_document(engine: Engine, conversation: Conversation) -> dict[str, Any
         "parent_id": conversation.parent_id,
         "fork_position": conversation.fork_position,
         "created_at": conversation.created_at.isoformat(),
-        "messages": [json.loads(wire) for _, _, wire in turns],
+        "messages": [json.loads(wire) for wire in wires],
         "usage": [
             {
                 key: value.isoformat() if isinstance(value, datetime) else value
@@ -88,7 +88,8 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
         role = message.get("role") if isinstance(message, Mapping) else None
         if role not in ("user", "assistant", "system"):
             raise InvalidParameter(f"messages[{index}].role", role, "'user' or 'assistant'")
-        turns.append((role, json.dumps(message, separators=(",", ":"), ensure_ascii=False)))
+        wire = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        turns.append((role, wire))
     try:
         conversation = store._insert(
             head,

@@ -29,7 +29,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def user_wire(content: MessageContent | Message) -> str:
+def user_wire(content: MessageContent | Message) -> bytes:
     """The wire JSON of a user turn (validated: bad blocks fail before any I/O)."""
     try:
         message = content if isinstance(content, Message) else Message.user(content)
@@ -39,23 +39,21 @@ def user_wire(content: MessageContent | Message) -> str:
         raise InvalidParameter("content", content, f"{detail['msg']} (at {where})") from error
     if message.role.value != "user":
         raise InvalidParameter("content", message.role.value, "a user turn")
-    return message.__pydantic_serializer__.to_json(
-        message, exclude_unset=True, by_alias=True
-    ).decode()
+    return message.__pydantic_serializer__.to_json(message, exclude_unset=True, by_alias=True)
 
 
-def assistant_wire(response: MessagesResponseBody) -> str:
+def assistant_wire(response: MessagesResponseBody) -> bytes:
     """The wire JSON of the assistant turn a reply becomes (unknown blocks kept)."""
-    blocks = ",".join(
-        block.__pydantic_serializer__.to_json(block, exclude_unset=True, by_alias=True).decode()
+    blocks = b",".join(
+        block.__pydantic_serializer__.to_json(block, exclude_unset=True, by_alias=True)
         for block in response.content
     )
-    return f'{{"role":"assistant","content":[{blocks}]}}'
+    return b'{"role":"assistant","content":[' + blocks + b"]}"
 
 
-def one_hour_in(wire: str) -> bool:
+def one_hour_in(wire: bytes) -> bool:
     """Whether a turn's JSON holds a 1-hour cache marker (parsed only if it may)."""
-    return '"1h"' in wire and wire_has_one_hour(json.loads(wire))
+    return b'"1h"' in wire and wire_has_one_hour(json.loads(wire))
 
 
 class RequestHead:
@@ -66,9 +64,9 @@ class RequestHead:
     __slots__ = ("json", "one_hour", "wire")
 
     def __init__(self, text: str) -> None:
-        self.json = text
+        self.json = text.encode()
         self.wire: dict[str, Any] = json.loads(text)
-        self.one_hour = one_hour_in(text)
+        self.one_hour = one_hour_in(self.json)
 
     @classmethod
     def validated(
@@ -133,25 +131,27 @@ def _invalid_field(error: ValidationError, fields: Mapping[str, Any]) -> Invalid
 
 
 class History:
-    """The turns of one conversation as wire JSON, in position order."""
+    """The turns of one conversation as wire JSON (UTF-8 bytes), in position order."""
 
     __slots__ = ("_one_hour_turns", "roles", "wires")
 
     def __init__(self) -> None:
-        self.wires: list[str] = []
+        self.wires: list[bytes] = []
         self.roles: list[str] = []
         self._one_hour_turns = 0
 
     def __len__(self) -> int:
         return len(self.wires)
 
-    def extend(self, turns: Iterable[tuple[str, str]]) -> None:
-        """Append ``(role, wire)`` turns."""
-        for role, wire in turns:
-            self.wires.append(wire)
-            self.roles.append(role)
-            if one_hour_in(wire):
-                self._one_hour_turns += 1
+    def extend(self, roles: Sequence[str], wires: Sequence[bytes]) -> None:
+        """Append turns: their roles and their wire JSON."""
+        self.wires.extend(wires)
+        self.roles.extend(roles)
+        self._one_hour_turns += sum(1 for wire in wires if b'"1h"' in wire and one_hour_in(wire))
+
+    def append(self, role: str, wire: bytes) -> None:
+        """Append one turn."""
+        self.extend((role,), (wire,))
 
     def truncate(self, length: int) -> None:
         """Forget the turns from ``length`` on."""

@@ -127,7 +127,7 @@ class Store:
         title: str | None,
         parent_id: str | None = None,
         fork_position: int | None = None,
-        turns: Sequence[tuple[str, str]] = (),
+        turns: Sequence[tuple[str, bytes]] = (),
         conversation_id: str | None = None,
     ) -> Conversation:
         wire = dict(head.wire)
@@ -139,7 +139,7 @@ class Store:
             "system": wire.pop("system", None),
             "tools": wire.pop("tools", None),
             "params": wire,
-            "request_head": head.json,
+            "request_head": head.json.decode(),
             "metadata": dict(metadata or {}),
             "parent_id": parent_id,
             "fork_position": fork_position,
@@ -152,7 +152,7 @@ class Store:
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
         conversation = Conversation(self._engine, values, lease=self._lease)
-        conversation._history.extend(turns)
+        conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation:

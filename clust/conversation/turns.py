@@ -71,21 +71,18 @@ def sync_history(connection: Connection, conversation_id: str, history: History)
     The newest turn held is read back too: if it is no longer stored as held (another
     object discarded that pending turn, perhaps sending another since), the whole
     history is read again rather than sending a turn the store no longer has.
+    Positions have no gaps, so the first row read is the one at ``known - 1``.
     """
     known = len(history)
     if known == 0:
-        history.extend(
-            (role, wire) for _, role, wire in rows.load_messages(connection, conversation_id)
-        )
+        history.extend(*rows.load_turns(connection, conversation_id))
         return
-    stored = rows.load_messages(connection, conversation_id, known - 1)
-    if stored and stored[0][0] == known - 1 and stored[0][2] == history.wires[-1]:
-        history.extend((role, wire) for _, role, wire in stored[1:])
+    roles, wires = rows.load_turns(connection, conversation_id, known - 1)
+    if wires and wires[0] == history.wires[-1] and roles[0] == history.roles[-1]:
+        history.extend(roles[1:], wires[1:])
         return
     history.truncate(0)
-    history.extend(
-        (role, wire) for _, role, wire in rows.load_messages(connection, conversation_id)
-    )
+    history.extend(*rows.load_turns(connection, conversation_id))
 
 
 def _claim(
@@ -106,7 +103,7 @@ def begin_turn(
     engine: Engine,
     conversation_id: str,
     history: History,
-    user_wire: str | None,
+    user_wire: bytes | None,
     lease: timedelta,
 ) -> Turn:
     """Claim the conversation and store the user turn (``None``: resend the pending one).
@@ -148,7 +145,7 @@ def begin_turn(
                 raise PendingTurn(conversation_id, position - 1)
             rows.insert_messages(connection, conversation_id, position, [("user", user_wire)], now)
     if user_wire is not None:
-        history.extend([("user", user_wire)])
+        history.append("user", user_wire)
     return Turn(conversation_id, holder, len(history), now)
 
 
@@ -185,7 +182,7 @@ def finish_turn(
                 latency_ms=latency_ms,
             ),
         )
-    history.extend([("assistant", wire)])
+    history.append("assistant", wire)
 
 
 def abort_turn(engine: Engine, turn: Turn) -> None:

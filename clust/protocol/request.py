@@ -233,8 +233,8 @@ def message_request(
 
 
 def spliced_message_request(
-    head: str,
-    messages: Sequence[str],
+    head: bytes,
+    messages: Sequence[bytes],
     *,
     one_hour: bool,
     stream: bool,
@@ -248,14 +248,18 @@ def spliced_message_request(
     so a stored history is sent byte for byte. ``one_hour`` says whether any of it
     holds a 1-hour cache marker (the caller knows; see :func:`wire_has_one_hour`).
     """
-    joined = ",".join(messages)
-    flag = ',"stream":true' if stream else ""
-    if head == "{}":
-        text = f'{{"messages":[{joined}]{flag}}}'
+    opening = b'{"messages":[' if head == b"{}" else head[:-1] + b',"messages":['
+    closing = b"]%s}" % (b',"stream":true' if stream else b"")
+    if messages:
+        # One join, one copy of the history: the ends ride on the first and last turn.
+        parts = list(messages)
+        parts[0] = opening + parts[0]
+        parts[-1] = parts[-1] + closing
+        content = b",".join(parts)
     else:
-        text = f'{head[:-1]},"messages":[{joined}]{flag}}}'
+        content = opening + closing
     headers = _call_headers(one_hour, betas, extra_headers)
-    return RequestSpec("POST", "/v1/messages", headers, text.encode(), stream=stream)
+    return RequestSpec("POST", "/v1/messages", headers, content, stream=stream)
 
 
 def count_tokens_request(
