@@ -6,8 +6,11 @@ A turn is two short write transactions around the HTTP call, never one long one:
 
 1. ``begin``: take the lease (one send in flight per conversation, across
    processes), reserve the next position, catch up on turns other processes added,
-   insert the user turn. Committed before the request leaves, so a crash after this
-   point leaves a pending user turn that ``retry`` resends.
+   insert the user turn. Committed before the request leaves, so a crash of this
+   process after this point leaves a pending user turn that ``retry`` resends. On
+   PostgreSQL this commit does not wait for its WAL flush (the reply's commit, which
+   does, flushes it too): only a crash of the database server in between could undo
+   it, and then ``finish`` finds its lease gone and stores nothing either.
 2. ``finish``: check the lease is still ours and release it, insert the assistant
    turn and its usage row. Or ``abort``: release the lease, store nothing.
 """
@@ -115,6 +118,7 @@ def begin_turn(
     """
     holder = secrets.token_hex(16)
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        rows.relax_durability(connection)
         now = utcnow()
         held_until = _claim(connection, conversation_id, holder, now, lease)
         if held_until is not None:

@@ -10,6 +10,8 @@ first, so it waits its turn instead.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -38,9 +40,9 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) 
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         try:
-            if parsed.database not in (None, "", ":memory:"):
-                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
+            if parsed.database not in (None, "", ":memory:"):
+                _use_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
@@ -54,3 +56,22 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) 
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch the file to WAL (it stays so); wait out other first openers.
+
+    Changing the journal mode needs the database to itself and does not go through
+    the busy handler, so several processes opening a new file at once retry here.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)

@@ -51,6 +51,7 @@ __all__ = [
     "list_conversations",
     "load_turns",
     "load_usage",
+    "relax_durability",
     "release_lease",
     "renew_lease",
     "take_positions",
@@ -159,6 +160,13 @@ def _read_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return cast(datetime, value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+
+
+def relax_durability(connection: Connection) -> None:
+    """Let this transaction's commit return before its WAL flush (PostgreSQL only;
+    SQLite in WAL mode with synchronous=NORMAL already commits without an fsync)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 _TAKE_POSITIONS = _Sql(
