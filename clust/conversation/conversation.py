@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from clust.client import AsyncClient, Client
     from clust.client._settings import TimeoutTypes
+    from clust.conversation.loop import Approve, OnStep, RunResult
     from clust.conversation.streams import AsyncConversationStream, ConversationStream
     from clust.messages.response import MessagesResponseBody
 
@@ -302,6 +303,96 @@ class Conversation:
         options = CallOptions(betas, extra_headers, timeout, max_retries)
         return AsyncConversationStream(self, client, wire, head, options, wait)
 
+    # -- the tool loop ----------------------------------------------------------------------
+
+    def run(
+        self,
+        client: Client,
+        content: MessageContent | Message | None = None,
+        *,
+        tools: Sequence[Any],
+        max_steps: int = 10,
+        approve: Approve | None = None,
+        on_step: OnStep | None = None,
+        tool_timeout: float | None = None,
+        wait: float = 0.0,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> RunResult:
+        """Send ``content`` and run the tools Claude asks for until it is done.
+
+        While the reply stops for ``tool_use``, every requested tool is executed (in
+        order here; concurrently in :meth:`arun`) and one user turn of ``tool_result``
+        blocks goes back; ``pause_turn`` is continued. The run stops at ``end_turn``,
+        ``max_tokens``, ``stop_sequence``, ``refusal`` or after ``max_steps`` requests.
+        Each step is committed before the next request, and a run that died is picked
+        up by calling ``run`` again without ``content`` (see :mod:`clust.conversation.loop`).
+
+        Args:
+            tools: ``@tool`` functions (executed here) and tool definitions or server
+                tools (sent only); they replace the stored ``tools`` for these requests.
+            approve: called with each ``ToolUseContentBlock`` before it runs; ``False``
+                sends an error result saying the call was denied.
+            on_step: called with each :class:`~clust.conversation.loop.Step`.
+            tool_timeout: seconds a tool may run (a tool's own ``timeout`` wins).
+        """
+        from clust.conversation.loop import run
+
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return run(
+            self,
+            client,
+            content,
+            tools=tools,
+            max_steps=max_steps,
+            approve=approve,
+            on_step=on_step,
+            tool_timeout=tool_timeout,
+            params=params,
+            options=options,
+            wait=wait,
+        )
+
+    async def arun(
+        self,
+        client: AsyncClient,
+        content: MessageContent | Message | None = None,
+        *,
+        tools: Sequence[Any],
+        max_steps: int = 10,
+        approve: Approve | None = None,
+        on_step: OnStep | None = None,
+        tool_timeout: float | None = None,
+        wait: float = 0.0,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> RunResult:
+        """:meth:`run` for :class:`~clust.AsyncClient`: the tool calls of one reply run
+        concurrently (sync tools in worker threads), each under its timeout; ``approve``
+        and ``on_step`` may be coroutines."""
+        from clust.conversation.loop import arun
+
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        return await arun(
+            self,
+            client,
+            content,
+            tools=tools,
+            max_steps=max_steps,
+            approve=approve,
+            on_step=on_step,
+            tool_timeout=tool_timeout,
+            params=params,
+            options=options,
+            wait=wait,
+        )
+
     # -- the turn, in steps shared with the streams ------------------------------------
 
     def _head_for(
@@ -323,25 +414,25 @@ class Conversation:
                 overrides[name] = value
         return self._head.with_overrides(overrides) if overrides else self._head
 
-    def _try_begin(self, wire: bytes | None) -> Turn:
-        return begin_turn(self._engine, self.id, self._history, wire, self._lease)
+    def _try_begin(self, wire: bytes | None, resume: bool = False) -> Turn:
+        return begin_turn(self._engine, self.id, self._history, wire, self._lease, resume=resume)
 
-    def _begin(self, wire: bytes | None, wait: float) -> Turn:
+    def _begin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
         """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
         deadline = time.monotonic() + wait
         while True:
             try:
-                return self._try_begin(wire)
+                return self._try_begin(wire, resume)
             except ConversationBusy:
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(_POLL)
 
-    async def _abegin(self, wire: bytes | None, wait: float) -> Turn:
+    async def _abegin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
         deadline = time.monotonic() + wait
         while True:
             try:
-                return await anyio.to_thread.run_sync(self._try_begin, wire)
+                return await anyio.to_thread.run_sync(self._try_begin, wire, resume)
             except ConversationBusy:
                 if time.monotonic() >= deadline:
                     raise
@@ -370,8 +461,9 @@ class Conversation:
         head: RequestHead,
         options: CallOptions,
         wait: float,
+        resume: bool = False,
     ) -> MessagesResponseBody:
-        turn = self._begin(wire, wait)
+        turn = self._begin(wire, wait, resume)
         started = time.monotonic()
         try:
             spec = self._history.request(
@@ -391,8 +483,9 @@ class Conversation:
         head: RequestHead,
         options: CallOptions,
         wait: float,
+        resume: bool = False,
     ) -> MessagesResponseBody:
-        turn = await self._abegin(wire, wait)
+        turn = await self._abegin(wire, wait, resume)
         started = time.monotonic()
         try:
             spec = self._history.request(

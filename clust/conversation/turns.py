@@ -108,8 +108,11 @@ def begin_turn(
     history: History,
     user_wire: bytes | None,
     lease: timedelta,
+    *,
+    resume: bool = False,
 ) -> Turn:
-    """Claim the conversation and store the user turn (``None``: resend the pending one).
+    """Claim the conversation and store the user turn (``None``: resend the pending one,
+    or with ``resume`` send the history as it is, to continue a ``pause_turn`` reply).
 
     Raises:
         ConversationBusy: another send holds the conversation.
@@ -140,7 +143,7 @@ def begin_turn(
                 )
         pending = history.last_role == "user"
         if user_wire is None:
-            if not pending:
+            if not pending and not (resume and history.last_role == "assistant"):
                 raise NothingToRetry(
                     f"conversation {conversation_id!r} has no pending user turn to resend"
                 )

@@ -9,12 +9,16 @@
 - ``ClientError`` and its subclasses: no usable answer came back (connection
   failures, timeouts, undecodable or cut-off responses).
 
+``StoreError`` (the conversation store) and ``ToolError`` (running tools Claude
+asked for) each root a family of their own.
+
 No exception here ever holds request headers, so the API key cannot leak through
 ``str()`` or ``repr()`` of an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +54,10 @@ __all__ = [
     "StreamDecodeError",
     "StreamInterrupted",
     "StreamOptionMismatch",
+    "ToolError",
+    "ToolInputError",
+    "ToolTimeout",
+    "UnknownTool",
 ]
 
 
@@ -289,3 +297,61 @@ class PendingTurn(StoreError):
 
 class NothingToRetry(StoreError):
     """``retry`` was called on a conversation whose last turn already has its reply."""
+
+
+class ToolError(MessagesError):
+    """A tool call Claude asked for could not be carried out (root of the tool errors).
+
+    ``tool_name`` names the tool. ``str()`` of a tool error is written for the model:
+    a tool loop sends it back as the text of an ``is_error`` tool result.
+    """
+
+    def __init__(self, tool_name: str, message: str) -> None:
+        self.tool_name = tool_name
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool_name, str(self)))
+
+
+class ToolInputError(ToolError, ValueError):
+    """Claude's input for a tool does not match the tool's parameters.
+
+    ``problems`` holds one ``"<field>: <what is wrong>"`` line per error, e.g.
+    ``"city: Field required"``; the message joins them with ``"; "``.
+    """
+
+    def __init__(self, tool_name: str, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            tool_name, f"invalid input for tool {tool_name!r}: " + "; ".join(self.problems)
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool_name, self.problems))
+
+
+class ToolTimeout(ToolError):
+    """A tool did not finish within its ``timeout`` (seconds)."""
+
+    def __init__(self, tool_name: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(tool_name, f"tool {tool_name!r} did not finish within {timeout:g} seconds")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool_name, self.timeout))
+
+
+class UnknownTool(ToolError, LookupError):
+    """Claude asked for a tool that is not among the tools given to the loop.
+
+    ``available`` lists the names that are.
+    """
+
+    def __init__(self, tool_name: str, available: Sequence[str] = ()) -> None:
+        self.available = tuple(available)
+        known = ", ".join(repr(name) for name in self.available) or "none"
+        super().__init__(tool_name, f"unknown tool {tool_name!r}; available tools: {known}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool_name, self.available))

@@ -3,6 +3,13 @@ engines and its Alembic migrations. :class:`clust.Store` is the public entry poi
 
 from __future__ import annotations
 
-from clust.store.schema import Base, ConversationRow, LeaseRow, MessageRow, UsageRow
+from clust.store.schema import (
+    Base,
+    ConversationRow,
+    LeaseRow,
+    MessageRow,
+    ToolCallRow,
+    UsageRow,
+)
 
-__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "UsageRow"]
+__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "ToolCallRow", "UsageRow"]

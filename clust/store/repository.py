@@ -37,23 +37,30 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from clust.store.schema import ConversationRow, LeaseRow, MessageRow, UsageRow
+from clust.store.schema import ConversationRow, LeaseRow, MessageRow, ToolCallRow, UsageRow
 
 __all__ = [
     "acquire_lease",
     "delete_conversation",
     "delete_messages_from",
+    "finish_tool_call",
     "get_conversation",
     "insert_conversation",
     "insert_messages",
+    "insert_tool_calls",
     "insert_usage",
     "list_conversations",
+    "load_tool_calls",
     "load_turns",
     "load_usage",
     "relax_durability",
     "release_lease",
     "renew_lease",
+    "start_tool_call",
+    "stop_reason_at",
     "take_positions",
     "usage_totals",
 ]
@@ -405,3 +412,107 @@ def release_lease(connection: Connection, conversation_id: str, holder: str) -> 
     released = cursor.rowcount > 0
     cursor.close()
     return bool(released)
+
+
+tool_calls = cast(Table, ToolCallRow.__table__)
+
+
+def insert_tool_calls(
+    connection: Connection,
+    conversation_id: str,
+    position: int,
+    calls: Sequence[tuple[str, str, Any]],
+    now: datetime,
+) -> None:
+    """Record ``(tool_use_id, name, input)`` calls of the assistant turn at ``position``
+    as pending; calls already recorded are left as they are."""
+    dialect = connection.dialect.name
+    make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = make_insert(tool_calls).on_conflict_do_nothing(
+        index_elements=[tool_calls.c.conversation_id, tool_calls.c.tool_use_id]
+    )
+    connection.execute(
+        statement,
+        [
+            {
+                "conversation_id": conversation_id,
+                "tool_use_id": tool_use_id,
+                "message_position": position,
+                "name": name,
+                "input": tool_input,
+                "status": "pending",
+                "result": None,
+                "is_error": False,
+                "error": None,
+                "attempts": 0,
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+            }
+            for tool_use_id, name, tool_input in calls
+        ],
+    )
+
+
+def load_tool_calls(
+    connection: Connection, conversation_id: str, position: int
+) -> Sequence[Row[Any]]:
+    """The tool calls of the assistant turn at ``position``."""
+    return connection.execute(
+        select(tool_calls).where(
+            tool_calls.c.conversation_id == conversation_id,
+            tool_calls.c.message_position == position,
+        )
+    ).all()
+
+
+def start_tool_call(
+    connection: Connection,
+    conversation_id: str,
+    tool_use_id: str,
+    expected_status: str,
+    now: datetime,
+) -> bool:
+    """Mark a call running (one more attempt) if it is still ``expected_status``;
+    whether this caller got it."""
+    result = connection.execute(
+        update(tool_calls)
+        .where(
+            tool_calls.c.conversation_id == conversation_id,
+            tool_calls.c.tool_use_id == tool_use_id,
+            tool_calls.c.status == expected_status,
+        )
+        .values(status="running", attempts=tool_calls.c.attempts + 1, started_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def finish_tool_call(
+    connection: Connection,
+    conversation_id: str,
+    tool_use_id: str,
+    *,
+    status: str,
+    result: str,
+    is_error: bool,
+    error: str | None,
+    now: datetime,
+) -> None:
+    """Store a call's outcome (``succeeded`` or ``failed``) and its tool_result content."""
+    connection.execute(
+        update(tool_calls)
+        .where(
+            tool_calls.c.conversation_id == conversation_id,
+            tool_calls.c.tool_use_id == tool_use_id,
+        )
+        .values(status=status, result=result, is_error=is_error, error=error, finished_at=now)
+    )
+
+
+def stop_reason_at(connection: Connection, conversation_id: str, position: int) -> str | None:
+    """The stop reason recorded for the reply at ``position`` (``None`` if none is)."""
+    return connection.execute(
+        select(usage.c.stop_reason).where(
+            usage.c.conversation_id == conversation_id, usage.c.message_position == position
+        )
+    ).scalar()

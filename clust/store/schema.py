@@ -14,6 +14,9 @@ test runs autogenerate against both databases and expects no difference).
 - ``clust_usage``: one row per reply: every token count (cache writes split 5m/1h),
   request id, stop reason, service tier, latency and times.
 - ``clust_leases``: who is sending on a conversation, until when.
+- ``clust_tool_calls``: every tool call Claude asked for, its status (pending,
+  running, succeeded, failed), input, result and attempts: what lets a tool loop
+  pick up after a crash without running a completed tool twice.
 
 Tables are prefixed ``clust_`` so the store can share a database with an application.
 """
@@ -25,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -38,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "UsageRow"]
+__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "ToolCallRow", "UsageRow"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -174,3 +178,31 @@ class LeaseRow(Base):
     )
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+class ToolCallRow(Base):
+    """One tool call of an assistant turn, and what became of it."""
+
+    __tablename__ = "clust_tool_calls"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("clust_conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    tool_use_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The assistant message holding the tool_use block.
+    message_position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    input: Mapped[Any] = mapped_column(JsonColumn)
+    status: Mapped[str] = mapped_column(String(16))
+    # The tool_result content as wire JSON text (a string or content blocks).
+    result: Mapped[str | None] = mapped_column(Text)
+    is_error: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_clust_tool_calls_message", "conversation_id", "message_position"),)
