@@ -178,7 +178,8 @@ class Store:
 
         Args:
             limit: page size (1..1000).
-            after: the id of the last conversation of the previous page.
+            after: the id of the last conversation of the previous page (an id that
+                no longer exists raises :class:`ConversationNotFound`).
             metadata: only conversations whose metadata has these keys with these
                 (scalar: string, number, bool or null) values.
         """
@@ -191,6 +192,9 @@ class Store:
                 )
         with self._engine.connect() as connection, connection.begin():
             found = rows.list_conversations(connection, limit=limit, after=after, metadata=metadata)
+            stale = not found and after is not None
+            if stale and rows.get_conversation(connection, str(after)) is None:
+                raise ConversationNotFound(str(after))  # a stale cursor, not an empty page
         return [Conversation(self._engine, dict(row._mapping), lease=self._lease) for row in found]
 
     def delete_conversation(self, conversation_id: str) -> None:

@@ -489,3 +489,12 @@ def test_import_rejects_a_foreign_document(store: Store) -> None:
         store.import_conversation({"format": "something-else", "version": 1})
     assert caught.value.field == "document"
     assert count_rows(store, ConversationRow) == 0
+
+
+def test_a_stale_page_cursor_is_an_error_not_an_empty_page(store: Store) -> None:
+    first = store.create_conversation(model="claude-sonnet-5-5", max_tokens=100)
+    store.create_conversation(model="claude-sonnet-5-5", max_tokens=100)
+    assert store.list_conversations(after=first.id) == []  # the oldest: nothing after it
+    store.delete_conversation(first.id)
+    with pytest.raises(ConversationNotFound):
+        store.list_conversations(after=first.id)
