@@ -57,3 +57,27 @@ def test_conversation_example_runs(tmp_path: Path, monkeypatch: Any) -> None:
         assert fake.last_request.body["temperature"] == 0.3
     namespace["store"].close()
     namespace["client"].close()
+
+
+def test_tool_loop_example_runs(tmp_path: Path) -> None:
+    from clust import Client, Store
+    from clust.testing import Reply
+
+    [code] = [block for block in _python_blocks() if "@tool(idempotent=True" in block]
+    with (
+        FakeClaude() as fake,
+        Client(api_key="offline", base_url=fake.base_url) as client,
+        Store(f"sqlite:///{tmp_path / 'tools.db'}") as store,
+    ):
+        fake.enqueue(
+            Reply.tool_use("get_weather", {"city": "Paris"}),
+            Reply.text("Rain in Paris."),
+        )
+        conv = store.create_conversation(model="claude-sonnet-5-5", max_tokens=1024)
+        namespace: dict[str, Any] = {"conv": conv, "client": client}
+        exec(compile(code, "README.md", "exec"), namespace)
+        result = namespace["result"]
+        assert result.stop == "end_turn"
+        assert result.text == "Rain in Paris."
+        sent = fake.requests[1].body["messages"][-1]["content"][0]
+        assert sent["content"] == "14 C and light rain in Paris"
