@@ -56,6 +56,7 @@ __all__ = [
     "load_tool_calls",
     "load_turns",
     "load_usage",
+    "metadata_matches",
     "relax_durability",
     "release_lease",
     "renew_lease",
@@ -108,11 +109,13 @@ def list_conversations(
             )
         )
     if metadata:
-        query = query.where(_metadata_matches(connection, metadata))
+        query = query.where(metadata_matches(connection, metadata))
     return connection.execute(query.limit(limit)).all()
 
 
-def _metadata_matches(connection: Connection, wanted: Mapping[str, Any]) -> Any:
+def metadata_matches(connection: Connection, wanted: Mapping[str, Any]) -> Any:
+    """A condition on ``clust_conversations.metadata``: every key has the given scalar
+    value, with JSON types compared as PostgreSQL's ``@>`` compares them."""
     column = conversations.c.metadata
     if connection.dialect.name == "postgresql":
         return column.op("@>")(literal(dict(wanted), JSONB))
