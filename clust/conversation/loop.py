@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,15 +144,20 @@ class _Loop:
         conversation = self.conversation
         conversation.refresh()
         history = conversation._history
+        position = len(history) - 1
+        tool_uses: list[ToolUseContentBlock] = []
+        if history.last_role == "assistant":
+            last = Message.model_validate_json(history.wires[position])
+            tool_uses = [b for b in last.content if isinstance(b, ToolUseContentBlock)]
         if content is not None:
-            return _Plan(wire=user_wire(content))
+            wire = user_wire(content)
+            if tool_uses:
+                _check_answers(content, wire, tool_uses)
+            return _Plan(wire=wire)
         if history.last_role == "user":
             return _Plan(resume=False)  # a pending turn: resend it
         if history.last_role is None:
             raise InvalidParameter("content", None, "a first user turn (the conversation is empty)")
-        position = len(history) - 1
-        last = Message.model_validate_json(history.wires[position])
-        tool_uses = [b for b in last.content if isinstance(b, ToolUseContentBlock)]
         if tool_uses:
             return _Plan(tools_at=position, tool_uses=tool_uses)
         with conversation._engine.connect() as connection:
@@ -288,6 +292,22 @@ class _Loop:
         return step
 
 
+def _check_answers(content: object, wire: bytes, tool_uses: Sequence[ToolUseContentBlock]) -> None:
+    """Refuse a new user turn that leaves tool calls of the last reply unanswered: the
+    API would reject it, and stored as the pending turn it would block the conversation."""
+    message = Message.model_validate_json(wire)
+    blocks = [] if isinstance(message.content, str) else message.content
+    answered = {b.tool_use_id for b in blocks if isinstance(b, ToolResultContentBlock)}
+    missing = [block.id for block in tool_uses if block.id not in answered]
+    if missing:
+        raise InvalidParameter(
+            "content",
+            content,
+            f"the tool_result blocks of the last reply's tool calls ({', '.join(missing)}), "
+            "or no content: run() then runs those calls first",
+        )
+
+
 def _content_of(value: Any) -> Any:
     """A tool's return value as tool_result wire content (a string or block dicts)."""
     content = tool_result_content(value)
@@ -370,25 +390,52 @@ def _execute(loop: _Loop, block: ToolUseContentBlock, attempts: int) -> ToolCall
     tool = loop.registry[block.name]
     timeout = tool.timeout if tool.timeout is not None else loop.tool_timeout
     try:
-        if timeout is None:
-            value = tool.call(block.input)
+        if tool.is_async:  # an event loop of its own, where a timeout cancels it
+            finished, value = anyio.run(_acall_within, tool, block.input, timeout)
+        elif timeout is None:
+            finished, value = True, tool.call(block.input)
         else:
-            # A thread we can stop waiting for (Python cannot stop the thread itself).
-            executor = ThreadPoolExecutor(max_workers=1)
-            try:
-                value = executor.submit(tool.call, block.input).result(timeout)
-            except FutureTimeout:
-                message = f"Error: {block.name} timed out after {timeout:g} s."
-                return loop.settle(
-                    block, content=message, is_error=True, error="timed out", attempts=attempts
-                )
-            finally:
-                executor.shutdown(wait=False)
+            finished, value = _call_within(tool, block.input, timeout)
+        if not finished:
+            message = f"Error: {block.name} timed out after {timeout:g} s."
+            return loop.settle(
+                block, content=message, is_error=True, error="timed out", attempts=attempts
+            )
         content = _content_of(value)
     except Exception as exc:  # a tool's failure is a result for the model, not ours
         message, error = loop.failure(block, exc)
         return loop.settle(block, content=message, is_error=True, error=error, attempts=attempts)
     return loop.settle(block, content=content, is_error=False, error=None, attempts=attempts)
+
+
+def _call_within(tool: Tool[Any, Any], input: Any, timeout: float) -> tuple[bool, Any]:
+    """Call a sync tool, waiting at most ``timeout`` s: ``(False, None)`` if it did not end.
+
+    Python cannot stop a thread: a late tool is left to finish in the background, in a
+    daemon thread so that it never holds up the interpreter's exit (the workers of a
+    ``ThreadPoolExecutor`` are joined at exit). The tool's own ``TimeoutError`` is a
+    failure like any other, told apart from ours by the future being done.
+    """
+    future: Future[Any] = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(tool.call(input))
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=f"clust tool {tool.name}", daemon=True).start()
+    done, _ = wait([future], timeout)
+    return (True, future.result()) if done else (False, None)
+
+
+async def _acall_within(
+    tool: Tool[Any, Any], input: Any, timeout: float | None
+) -> tuple[bool, Any]:
+    """Await an async tool under ``timeout``: ``(False, None)`` if it was cancelled for it."""
+    with anyio.move_on_after(timeout):
+        return True, await tool.acall(input)
+    return False, None
 
 
 # -- async --------------------------------------------------------------------------------
@@ -481,14 +528,12 @@ async def _aexecute(loop: _Loop, block: ToolUseContentBlock, attempts: int) -> T
     timeout = tool.timeout if tool.timeout is not None else loop.tool_timeout
     content: Any = None
     failed: tuple[str, str] | None = None
-    started = time.monotonic()
     try:
-        with anyio.fail_after(timeout):
-            value = await tool.acall(block.input)
-        content = _content_of(value)
-    except TimeoutError:
-        elapsed = time.monotonic() - started
-        failed = (f"Error: {block.name} timed out after {elapsed:.3g} s.", "timed out")
+        finished, value = await _acall_within(tool, block.input, timeout)
+        if finished:
+            content = _content_of(value)
+        else:
+            failed = (f"Error: {block.name} timed out after {timeout:g} s.", "timed out")
     except Exception as exc:  # a tool's failure is a result for the model, not ours
         failed = loop.failure(block, exc)
     if failed is not None:
