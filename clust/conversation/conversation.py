@@ -451,8 +451,15 @@ class Conversation:
         """Extend the lease of a long stream (a lost lease shows at finish)."""
         renew_turn(self._engine, turn, self._lease)
 
-    def _abort(self, turn: Turn) -> None:
-        abort_turn(self._engine, turn)
+    def _abort(
+        self,
+        turn: Turn,
+        billed: MessagesResponseBody | None = None,
+        started: float | None = None,
+    ) -> None:
+        """Release the turn; the billed partial message of a broken stream is recorded."""
+        latency_ms = 0 if started is None else round((time.monotonic() - started) * 1000)
+        abort_turn(self._engine, turn, billed, latency_ms)
 
     def _exchange(
         self,

@@ -108,6 +108,7 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
             for entry in usage:
                 values = dict(entry)
                 values["conversation_id"] = conversation.id
+                values.setdefault("outcome", "reply")
                 for key in ("started_at", "finished_at"):
                     values[key] = datetime.fromisoformat(values[key])
                 rows.insert_usage(connection, values)

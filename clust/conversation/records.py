@@ -15,13 +15,15 @@ def usage_values(
     response: MessagesResponseBody,
     *,
     conversation_id: str,
-    position: int,
+    position: int | None,
     started_at: datetime,
     finished_at: datetime,
     latency_ms: int,
+    outcome: str = "reply",
 ) -> dict[str, Any]:
     """The usage row of ``response`` (cache writes without a TTL breakdown count as 5m,
-    the API's default TTL)."""
+    the API's default TTL). ``outcome`` is ``"interrupted"`` (and ``position`` None)
+    for the partial message of a stream that broke off after billing began."""
     usage = response.usage
     creation = usage.cache_creation_input_tokens or 0
     split = usage.cache_creation
@@ -46,6 +48,7 @@ def usage_values(
         "latency_ms": latency_ms,
         "started_at": started_at,
         "finished_at": finished_at,
+        "outcome": outcome,
     }
 
 

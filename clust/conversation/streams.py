@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 __all__ = ["AsyncConversationStream", "ConversationStream"]
 
 
+def _billed(
+    failure: BaseException, stream: MessageStream | AsyncMessageStream | None
+) -> MessagesResponseBody | None:
+    """What the API billed for a stream that stored no reply: the partial message of
+    the failure, or what arrived before the caller left (None before message_start)."""
+    partial = getattr(failure, "partial_message", None)
+    if isinstance(partial, MessagesResponseBody):
+        return partial
+    return None if stream is None else stream.current_message
+
+
 class ConversationStream:
     """The typed events of one streamed turn (sync); the reply is stored when it completes.
 
@@ -101,8 +112,8 @@ class ConversationStream:
                         conversation._renew(turn)
                         renew_at = time.monotonic() + renew_every
                 final = stream.get_final_message()
-        except BaseException:
-            conversation._abort(turn)
+        except BaseException as failure:
+            conversation._abort(turn, _billed(failure, self._stream), started)
             raise
         conversation._finish(turn, final, started)
         self._final = final
@@ -211,9 +222,10 @@ class AsyncConversationStream:
                         await anyio.to_thread.run_sync(conversation._renew, turn)
                         renew_at = time.monotonic() + renew_every
                 final = await stream.get_final_message()
-        except BaseException:
+        except BaseException as failure:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(conversation._abort, turn)
+                billed = _billed(failure, self._stream)
+                await anyio.to_thread.run_sync(conversation._abort, turn, billed, started)
             raise
         await anyio.to_thread.run_sync(partial(conversation._finish, turn, final, started))
         self._final = final

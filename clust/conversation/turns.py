@@ -192,10 +192,31 @@ def finish_turn(
     history.append("assistant", wire)
 
 
-def abort_turn(engine: Engine, turn: Turn) -> None:
-    """Give the conversation back after a failed send; the user turn stays pending."""
+def abort_turn(
+    engine: Engine,
+    turn: Turn,
+    billed: MessagesResponseBody | None = None,
+    latency_ms: int = 0,
+) -> None:
+    """Give the conversation back after a failed send; the user turn stays pending.
+
+    ``billed`` is the partial message of a stream that broke off after
+    ``message_start``: the API charged for it, so its usage is recorded (outcome
+    ``interrupted``, no message position) and totals match the bill.
+    """
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         rows.release_lease(connection, turn.conversation_id, turn.holder)
+        if billed is not None:
+            values = usage_values(
+                billed,
+                conversation_id=turn.conversation_id,
+                position=None,
+                started_at=turn.started_at,
+                finished_at=utcnow(),
+                latency_ms=latency_ms,
+                outcome="interrupted",
+            )
+            rows.insert_usage(connection, values)
 
 
 def discard_pending(

@@ -305,6 +305,7 @@ _USAGE_COLUMNS = (
     "latency_ms",
     "started_at",
     "finished_at",
+    "outcome",
 )
 _INSERT_USAGE = _Sql(
     f"INSERT INTO clust_usage ({', '.join(_USAGE_COLUMNS)}) "

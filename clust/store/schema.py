@@ -11,8 +11,9 @@ test runs autogenerate against both databases and expects no difference).
 - ``clust_messages``: the turns, keyed by (conversation, position). ``wire`` holds
   the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
   reorders keys, and history is spliced into the next request byte for byte).
-- ``clust_usage``: one row per reply: every token count (cache writes split 5m/1h),
-  request id, stop reason, service tier, latency and times.
+- ``clust_usage``: one row per billed request: every token count (cache writes split
+  5m/1h), request id, stop reason, service tier, latency and times; ``outcome`` says
+  whether its reply was stored or the stream broke off after billing began.
 - ``clust_leases``: who is sending on a conversation, until when.
 - ``clust_tool_calls``: every tool call Claude asked for, its status (pending,
   running, succeeded, failed), input, result and attempts: what lets a tool loop
@@ -38,6 +39,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -153,6 +155,9 @@ class UsageRow(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
+    # "reply": the reply was stored at message_position. "interrupted": billed but no
+    # turn stored (a stream cut after message_start); message_position is null.
+    outcome: Mapped[str] = mapped_column(String(16), server_default=text("'reply'"))
 
     __table_args__ = (
         ForeignKeyConstraint(

@@ -38,8 +38,11 @@ def texts(conv: Conversation) -> list[str]:
 
 
 def count_usage(store: Store) -> int:
+    """Usage rows of stored replies (a broken stream leaves an "interrupted" row: billed)."""
+    table = UsageRow.__table__
     with store.engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(UsageRow)).scalar_one())
+        query = select(func.count()).select_from(table).where(table.c.outcome == "reply")
+        return int(connection.execute(query).scalar_one())
 
 
 class Ticker:

@@ -40,6 +40,14 @@ def count_rows(store: Store, row: Any) -> int:
         return int(connection.execute(select(func.count()).select_from(row)).scalar_one())
 
 
+def reply_rows(store: Store) -> int:
+    """Usage rows of stored replies (a broken stream leaves an "interrupted" row: billed)."""
+    table = UsageRow.__table__
+    with store.engine.connect() as connection:
+        query = select(func.count()).select_from(table).where(table.c.outcome == "reply")
+        return int(connection.execute(query).scalar_one())
+
+
 def usage_rows(store: Store, conversation_id: str) -> list[dict[str, Any]]:
     table = UsageRow.__table__
     with store.engine.connect() as connection:
@@ -64,14 +72,13 @@ def assert_pending_and_retryable(
     for seen in (conv, store.get_conversation(conv.id)):
         assert seen.pending
         assert texts(seen)[-1] == question
-        assert seen.usage().requests == 0
-    assert count_rows(store, UsageRow) == 0
+    assert reply_rows(store) == 0
     with pytest.raises(PendingTurn):
         conv.send(client, "something else")
     reply = store.get_conversation(conv.id).retry(client)  # no ConversationBusy: lease released
     assert reply.content[0].text == answer
     assert texts(store.get_conversation(conv.id)) == [question, answer]
-    assert store.get_conversation(conv.id).usage().requests == 1
+    assert reply_rows(store) == 1
 
 
 # -- a complete stream ---------------------------------------------------------------------
@@ -345,3 +352,58 @@ def test_a_long_stream_renews_its_lease(db_url: str, fake: FakeClaude, client: C
         assert busy_seen == 2
         assert reply.text().startswith("one two")
         assert texts(short_lease.get_conversation(conv.id))[-1] == reply.text()
+
+
+# -- the ledger: billed attempts that stored no turn ----------------------------------------
+
+
+def test_a_broken_stream_is_billed_and_recorded_as_interrupted(
+    store: Store, client: Client, fake: FakeClaude
+) -> None:
+    """A stream cut after message_start was charged: its usage is recorded (flagged,
+    no message) so the conversation's totals match the bill; a retry adds its own."""
+    conv = store.create_conversation(model=MODEL, max_tokens=500)
+    fake.enqueue(Reply.text(LONG_ANSWER).cut_after(6))
+    with pytest.raises(StreamInterrupted) as broken, conv.stream(client, "forecast?") as stream:
+        stream.get_final_message()
+    partial = broken.value.partial_message
+    assert partial is not None
+    (row,) = usage_rows(store, conv.id)
+    assert row["outcome"] == "interrupted"
+    assert row["message_position"] is None
+    assert row["input_tokens"] == partial.usage.input_tokens > 0
+    assert row["request_id"] == broken.value.request_id
+    assert conv.usage().requests == 1
+    reply = conv.retry(client)
+    rows = sorted(usage_rows(store, conv.id), key=lambda r: r["id"])
+    assert [(r["outcome"], r["message_position"]) for r in rows] == [
+        ("interrupted", None),
+        ("reply", 1),
+    ]
+    totals = conv.usage()
+    assert totals.requests == 2
+    assert totals.input_tokens == partial.usage.input_tokens + reply.usage.input_tokens
+
+
+def test_leaving_a_stream_early_records_what_was_billed(
+    store: Store, client: Client, fake: FakeClaude
+) -> None:
+    conv = store.create_conversation(model=MODEL, max_tokens=500)
+    fake.enqueue(Reply.text(LONG_ANSWER))
+    with conv.stream(client, "forecast?") as stream:
+        for _ in stream.text_stream:
+            break
+    (row,) = usage_rows(store, conv.id)
+    assert (row["outcome"], row["message_position"]) == ("interrupted", None)
+    assert row["input_tokens"] > 0
+    assert conv.pending
+
+
+def test_a_stream_refused_before_message_start_records_nothing(
+    store: Store, client: Client, fake: FakeClaude
+) -> None:
+    conv = store.create_conversation(model=MODEL, max_tokens=500)
+    fake.enqueue(Reply.error(400, "invalid_request_error", "bad"))
+    with pytest.raises(MessagesError), conv.stream(client, "forecast?") as stream:
+        stream.get_final_message()
+    assert usage_rows(store, conv.id) == []
