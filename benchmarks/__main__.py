@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.bench_streaming",
     "benchmarks.bench_sse_decoder",
     "benchmarks.bench_store",
+    "benchmarks.bench_usage",
 ]
 
 
