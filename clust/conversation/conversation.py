@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from clust.conversation.loop import Approve, OnStep, RunResult
     from clust.conversation.streams import AsyncConversationStream, ConversationStream
     from clust.messages.response import MessagesResponseBody
+    from clust.usage.budget import Spending
 
 __all__ = ["CallOptions", "Conversation"]
 
@@ -72,9 +73,11 @@ class Conversation:
         row: Mapping[str, Any],
         *,
         lease: timedelta,
+        spending: Spending | None = None,
     ) -> None:
         self._engine = engine
         self._lease = lease
+        self._spending = spending
         self.id: str = row["id"]
         self.title: str | None = row["title"]
         self.metadata: dict[str, Any] = dict(row["metadata"] or {})
@@ -414,6 +417,21 @@ class Conversation:
                 overrides[name] = value
         return self._head.with_overrides(overrides) if overrides else self._head
 
+    def _check_budgets(self, head: RequestHead, wire: bytes | None) -> None:
+        """Refuse a request that would pass a budget, before anything is stored or sent."""
+        if self._spending is None:
+            return
+        self._load()
+        size = len(head.json) + sum(map(len, self._history.wires)) + len(wire or b"")
+        self._spending.check(
+            self._engine,
+            conversation_id=self.id,
+            metadata=self.metadata,
+            model=str(head.wire["model"]),
+            body_size=size,
+            max_tokens=int(head.wire["max_tokens"]),
+        )
+
     def _try_begin(self, wire: bytes | None, resume: bool = False) -> Turn:
         return begin_turn(self._engine, self.id, self._history, wire, self._lease, resume=resume)
 
@@ -470,6 +488,7 @@ class Conversation:
         wait: float,
         resume: bool = False,
     ) -> MessagesResponseBody:
+        self._check_budgets(head, wire)
         turn = self._begin(wire, wait, resume)
         started = time.monotonic()
         try:
@@ -492,6 +511,7 @@ class Conversation:
         wait: float,
         resume: bool = False,
     ) -> MessagesResponseBody:
+        await anyio.to_thread.run_sync(self._check_budgets, head, wire)
         turn = await self._abegin(wire, wait, resume)
         started = time.monotonic()
         try:

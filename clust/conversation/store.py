@@ -18,6 +18,8 @@ from clust.store import repository as rows
 from clust.store.engine import WRITE, make_engine
 from clust.store.migrate import is_current
 from clust.store.migrate import upgrade as upgrade_schema
+from clust.usage.budget import Budget, Spending
+from clust.usage.pricing import PriceTable
 
 __all__ = ["Store"]
 
@@ -42,6 +44,10 @@ class Store:
             may take it over (a crashed sender's claim runs out after this).
         busy_timeout: seconds an SQLite writer waits for the write lock.
         engine: an existing SQLAlchemy engine instead of ``url`` (its owner disposes it).
+        budgets: spending limits (:class:`~clust.usage.Budget`) checked before every
+            request of this store's conversations; one that would be passed raises
+            :class:`~clust.messages.BudgetExceeded` and nothing is sent or stored.
+        prices: the prices budgets are counted with (default: the shipped list prices).
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class Store:
         lease_seconds: float = 900.0,
         busy_timeout: float = 30.0,
         engine: Engine | None = None,
+        budgets: Sequence[Budget] = (),
+        prices: PriceTable | None = None,
     ) -> None:
         if (url is None) == (engine is None):
             raise InvalidParameter("url", url, "exactly one of url= or engine=")
@@ -62,6 +70,9 @@ class Store:
             engine if engine is not None else make_engine(str(url), busy_timeout=busy_timeout)
         )
         self._lease = timedelta(seconds=lease_seconds)
+        self._spending = (
+            Spending(tuple(budgets), prices or PriceTable.default()) if budgets else None
+        )
         try:
             if not is_current(self._engine):
                 if not upgrade:
@@ -94,6 +105,9 @@ class Store:
         self.close()
 
     # -- conversations ----------------------------------------------------------------
+
+    def _conversation(self, row: Mapping[str, Any]) -> Conversation:
+        return Conversation(self._engine, row, lease=self._lease, spending=self._spending)
 
     def create_conversation(
         self,
@@ -151,7 +165,9 @@ class Store:
             rows.insert_conversation(connection, values)
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
-        conversation = Conversation(self._engine, values, lease=self._lease)
+        conversation = Conversation(
+            self._engine, values, lease=self._lease, spending=self._spending
+        )
         conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation
 
@@ -165,7 +181,9 @@ class Store:
             row = rows.get_conversation(connection, conversation_id)
         if row is None:
             raise ConversationNotFound(conversation_id)
-        return Conversation(self._engine, dict(row._mapping), lease=self._lease)
+        return Conversation(
+            self._engine, dict(row._mapping), lease=self._lease, spending=self._spending
+        )
 
     def list_conversations(
         self,
@@ -195,7 +213,12 @@ class Store:
             stale = not found and after is not None
             if stale and rows.get_conversation(connection, str(after)) is None:
                 raise ConversationNotFound(str(after))  # a stale cursor, not an empty page
-        return [Conversation(self._engine, dict(row._mapping), lease=self._lease) for row in found]
+        return [
+            Conversation(
+                self._engine, dict(row._mapping), lease=self._lease, spending=self._spending
+            )
+            for row in found
+        ]
 
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and its turns (usage rows stay, detached).

@@ -91,6 +91,7 @@ class ConversationStream:
             return
         self._started = True
         conversation = self._conversation
+        conversation._check_budgets(self._head, self._wire)
         turn = conversation._begin(self._wire, self._wait)
         started = time.monotonic()
         try:
@@ -201,6 +202,7 @@ class AsyncConversationStream:
             return
         self._started = True
         conversation = self._conversation
+        await anyio.to_thread.run_sync(conversation._check_budgets, self._head, self._wire)
         turn = await conversation._abegin(self._wire, self._wait)
         started = time.monotonic()
         try:

@@ -28,6 +28,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BillingError",
+    "BudgetExceeded",
     "ClientError",
     "ConflictError",
     "ConnectionFailed",
@@ -355,3 +356,22 @@ class UnknownTool(ToolError, LookupError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.tool_name, self.available))
+
+
+class BudgetExceeded(StoreError):
+    """A request would take spending past a budget; it was not sent and nothing was stored.
+
+    ``scope`` names the budget (``"conversation <id>"`` or ``"metadata user=u-42"``);
+    ``limit``, ``spent`` (from the usage ledger) and ``estimate`` (this request at most)
+    are USD ``Decimal`` amounts.
+    """
+
+    def __init__(self, scope: str, *, limit: object, spent: object, estimate: object) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.spent = spent
+        self.estimate = estimate
+        super().__init__(
+            f"budget of {scope} exceeded: limit ${limit}, spent ${spent}, "
+            f"this request up to ${estimate}; nothing was sent"
+        )
