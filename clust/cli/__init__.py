@@ -1,8 +1,13 @@
 """The ``clust`` command (``python -m clust`` works too).
 
-``clust db upgrade [--url URL]`` brings a database's clust tables to the current
-schema; ``clust db current`` prints the revision it is at. The URL defaults to
-``$CLUST_DATABASE_URL``.
+Subcommands: ``chat`` (an interactive, stored, resumable chat), ``conversations``
+(list, show, export, delete), ``usage`` (tokens, cost and cache savings), ``db``
+(``upgrade`` / ``current``: the schema) and ``demo`` (everything, offline).
+
+The database of ``chat``, ``conversations`` and ``usage`` is ``--db URL``, else
+``$CLUST_DATABASE_URL``, else an SQLite file in the user's data directory, created
+on first use. Exit status: 0 done, 1 failed (one ``clust: ...`` line says why), 2
+usage error or missing API key, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,59 +17,30 @@ import os
 import sys
 from collections.abc import Sequence
 
+from clust.cli import chat, conversations, db, demo, usage
+from clust.cli.common import CliError, data_dir, one_line
+
 __all__ = ["main"]
 
 
-def _url(given: str | None) -> str:
-    url = given or os.environ.get("CLUST_DATABASE_URL")
-    if not url:
-        raise SystemExit("clust: give --url or set CLUST_DATABASE_URL (e.g. sqlite:///chat.db)")
-    return url
-
-
-def _db_upgrade(args: argparse.Namespace) -> int:
-    from clust.store.engine import make_engine
-    from clust.store.migrate import HEAD_REVISION, current_revision, upgrade
-
-    engine = make_engine(_url(args.url))
-    try:
-        upgrade(engine, args.revision)
-        with engine.connect() as connection:
-            reached = current_revision(connection)
-    finally:
-        engine.dispose()
-    state = "the newest" if reached == HEAD_REVISION else f"the newest is {HEAD_REVISION}"
-    print(f"clust schema at {reached or 'base (no clust tables)'} ({state})")
-    return 0
-
-
-def _db_current(args: argparse.Namespace) -> int:
-    from clust.store.engine import make_engine
-    from clust.store.migrate import HEAD_REVISION, current_revision
-
-    engine = make_engine(_url(args.url))
-    try:
-        with engine.connect() as connection:
-            revision = current_revision(connection)
-    finally:
-        engine.dispose()
-    state = "current" if revision == HEAD_REVISION else f"newest is {HEAD_REVISION}"
-    print(f"{revision or 'none (no clust tables yet)'} ({state})")
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clust", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    db = commands.add_parser("db", help="the conversation store's schema")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    up = db_commands.add_parser("upgrade", help="migrate the clust tables to a revision")
-    up.add_argument("--url", help="database URL (default: $CLUST_DATABASE_URL)")
-    up.add_argument("revision", nargs="?", default="head", help="target revision (head)")
-    up.set_defaults(run=_db_upgrade)
-    current = db_commands.add_parser("current", help="print the schema revision")
-    current.add_argument("--url", help="database URL (default: $CLUST_DATABASE_URL)")
-    current.set_defaults(run=_db_current)
+    epilog = (
+        "database (chat, conversations, usage): --db URL, else $CLUST_DATABASE_URL, else "
+        f"{data_dir() / 'clust.db'} (SQLite, created on first use). URLs: "
+        "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname "
+        "(pip install 'clust[postgres]')."
+    )
+    parser = argparse.ArgumentParser(
+        prog="clust",
+        description="A Claude client with conversations stored in SQLite or PostgreSQL.",
+        epilog=epilog,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(commands)
+    chat.add_parser(commands)
+    conversations.add_parser(commands)
+    usage.add_parser(commands)
+    db.add_parser(commands)
     return parser
 
 
@@ -73,20 +49,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except ImportError as exc:  # the URL names a driver that is not installed
-        hint = " (for PostgreSQL: pip install 'clust[postgres]' and a postgresql+psycopg:// URL)"
-        print(f"clust: cannot load the database driver: {exc}{hint}", file=sys.stderr)
+    except CliError as exc:
+        _fail(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `clust conversations export ID | head`
+        # The reader left: point stdout at devnull so the flush at exit stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:  # a clear one-line message, not a traceback
         from clust.messages.errors import MessagesError
 
         if isinstance(exc, MessagesError) or type(exc).__module__.startswith("sqlalchemy"):
-            print(f"clust: {_one_line(exc)}", file=sys.stderr)
+            _fail(one_line(exc))
             return 1
         raise
 
 
-def _one_line(error: BaseException) -> str:
-    """The error's message on one line, without SQLAlchemy's "Background on this error" link."""
-    text = str(error).split("(Background on this error at:")[0]
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+def _fail(message: str) -> None:
+    print(f"clust: {message}", file=sys.stderr)
