@@ -120,16 +120,19 @@ def begin_turn(
         NothingToRetry: no turn was given and none is pending.
     """
     holder = secrets.token_hex(16)
+    count = 0 if user_wire is None else 1
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
-        rows.relax_durability(connection)
         now = utcnow()
-        held_until = _claim(connection, conversation_id, holder, now, lease)
+        try:
+            held_until, position = rows.claim_and_take(
+                connection, conversation_id, holder, now, now + lease, count
+            )
+        except IntegrityError as exc:  # the lease row's foreign key found no conversation
+            raise ConversationNotFound(conversation_id) from exc
         if held_until is not None:
             if rows.get_conversation(connection, conversation_id) is None:
                 raise ConversationNotFound(conversation_id)
             raise ConversationBusy(conversation_id, expires_at=held_until)
-        count = 0 if user_wire is None else 1
-        position = rows.take_positions(connection, conversation_id, count, now)
         if position is None:
             raise ConversationNotFound(conversation_id)
         # A pending turn held in memory may since have been discarded (and replaced)
@@ -172,23 +175,24 @@ def finish_turn(
     wire = assistant_wire(response)
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
-        if not rows.release_lease(connection, turn.conversation_id, turn.holder):
-            raise ConversationBusy(turn.conversation_id)
-        position = rows.take_positions(connection, turn.conversation_id, 1, now)
-        if position != turn.reply_position:
-            raise ConversationBusy(turn.conversation_id)
-        rows.insert_messages(connection, turn.conversation_id, position, [("assistant", wire)], now)
-        rows.insert_usage(
-            connection,
-            usage_values(
-                response,
-                conversation_id=turn.conversation_id,
-                position=position,
-                started_at=turn.started_at,
-                finished_at=now,
-                latency_ms=latency_ms,
-            ),
+        values = usage_values(
+            response,
+            conversation_id=turn.conversation_id,
+            position=turn.reply_position,
+            started_at=turn.started_at,
+            finished_at=now,
+            latency_ms=latency_ms,
         )
+        stored = rows.store_reply(
+            connection,
+            holder=turn.holder,
+            expected_position=turn.reply_position,
+            wire=wire,
+            usage_values=values,
+            now=now,
+        )
+        if not stored:
+            raise ConversationBusy(turn.conversation_id)
     history.append("assistant", wire)
 
 

@@ -44,6 +44,7 @@ from clust.store.schema import ConversationRow, LeaseRow, MessageRow, ToolCallRo
 
 __all__ = [
     "acquire_lease",
+    "claim_and_take",
     "delete_conversation",
     "delete_messages_from",
     "finish_tool_call",
@@ -57,11 +58,11 @@ __all__ = [
     "load_turns",
     "load_usage",
     "metadata_matches",
-    "relax_durability",
     "release_lease",
     "renew_lease",
     "start_tool_call",
     "stop_reason_at",
+    "store_reply",
     "take_positions",
     "usage_totals",
 ]
@@ -170,13 +171,6 @@ def _read_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return cast(datetime, value if value.tzinfo else value.replace(tzinfo=timezone.utc))
-
-
-def relax_durability(connection: Connection) -> None:
-    """Let this transaction's commit return before its WAL flush (PostgreSQL only;
-    SQLite in WAL mode with synchronous=NORMAL already commits without an fsync)."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 _TAKE_POSITIONS = _Sql(
@@ -520,3 +514,121 @@ def stop_reason_at(connection: Connection, conversation_id: str, position: int) 
             usage.c.conversation_id == conversation_id, usage.c.message_position == position
         )
     ).scalar()
+
+
+_STORE_REPLY_PG = _Sql(
+    f"""WITH released AS (
+        DELETE FROM clust_leases WHERE conversation_id = :conversation_id AND holder = :holder
+        RETURNING conversation_id
+    ), moved AS (
+        UPDATE clust_conversations SET next_position = next_position + 1, updated_at = :now
+        WHERE id IN (SELECT conversation_id FROM released)
+        RETURNING next_position - 1 AS position
+    ), message AS (
+        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
+        SELECT :conversation_id, position, 'assistant', :wire, :now FROM moved
+        WHERE position = :expected
+        RETURNING position
+    )
+    INSERT INTO clust_usage ({", ".join(_USAGE_COLUMNS)})
+    SELECT {", ".join("position" if c == "message_position" else ":" + c for c in _USAGE_COLUMNS)}
+    FROM message
+    RETURNING message_position"""
+)
+
+
+def store_reply(
+    connection: Connection,
+    *,
+    holder: str,
+    expected_position: int,
+    wire: bytes,
+    usage_values: Mapping[str, Any],
+    now: datetime,
+) -> bool:
+    """Release ``holder``'s lease, store the assistant turn at ``expected_position`` and
+    its usage row; ``False`` (the caller rolls back) if the lease or position was lost.
+
+    On PostgreSQL this is one statement (data-modifying CTEs): a turn's commit is
+    mostly round trips there. SQLite runs in process and takes the plain statements.
+    """
+    conversation_id = usage_values["conversation_id"]
+    if connection.dialect.name == "postgresql":
+        params = {name: usage_values[name] for name in _USAGE_COLUMNS}
+        params.update(
+            holder=holder,
+            expected=expected_position,
+            wire=wire.decode(),
+            now=now,
+            message_position=expected_position,
+        )
+        cursor = _STORE_REPLY_PG.run(connection, params)
+        stored = cursor.fetchone() is not None
+        cursor.close()
+        return stored
+    if not release_lease(connection, conversation_id, holder):
+        return False
+    if take_positions(connection, conversation_id, 1, now) != expected_position:
+        return False
+    insert_messages(connection, conversation_id, expected_position, [("assistant", wire)], now)
+    insert_usage(connection, usage_values)
+    return True
+
+
+_CLAIM_AND_TAKE_PG = _Sql(
+    """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+    claimed AS (
+        INSERT INTO clust_leases (conversation_id, holder, expires_at)
+        VALUES (:id, :holder, :expires_at)
+        ON CONFLICT (conversation_id) DO UPDATE
+        SET holder = excluded.holder, expires_at = excluded.expires_at
+        WHERE clust_leases.expires_at <= :now
+        RETURNING holder
+    ), moved AS (
+        UPDATE clust_conversations SET next_position = next_position + :count, updated_at = :now
+        WHERE id = :id AND EXISTS (SELECT 1 FROM claimed)
+        RETURNING next_position
+    )
+    SELECT (SELECT setting FROM relaxed), (SELECT holder FROM claimed),
+        (SELECT next_position FROM moved)"""
+)
+
+
+def claim_and_take(
+    connection: Connection,
+    conversation_id: str,
+    holder: str,
+    now: datetime,
+    expires_at: datetime,
+    count: int,
+) -> tuple[datetime | None, int | None]:
+    """Start a turn's transaction: take the lease and reserve ``count`` positions.
+
+    Returns ``(None, first_position)`` on success, ``(holder_expiry, None)`` when the
+    conversation is busy, ``(None, None)`` when it does not exist. On PostgreSQL this is
+    one statement, which also lets this transaction commit without waiting for its
+    WAL flush: the reply's commit, which waits, flushes it too, and if a server crash
+    undid it, the reply finds its lease gone and is not stored either. (SQLite in WAL
+    mode with synchronous=NORMAL commits without an fsync anyway.)
+    """
+    if connection.dialect.name != "postgresql":
+        held_until = acquire_lease(connection, conversation_id, holder, now, expires_at)
+        if held_until is not None:
+            return held_until, None
+        return None, take_positions(connection, conversation_id, count, now)
+    params = {
+        "id": conversation_id,
+        "holder": holder,
+        "expires_at": expires_at,
+        "now": now,
+        "count": count,
+    }
+    cursor = _CLAIM_AND_TAKE_PG.run(connection, params)
+    _, claimed, next_position = cursor.fetchone()
+    cursor.close()
+    if claimed is None:
+        cursor = _LEASE_EXPIRY.run(connection, {"id": conversation_id})
+        row = cursor.fetchone()
+        cursor.close()
+        return (_read_time(row[0]) if row is not None else expires_at), None
+    return None, None if next_position is None else int(next_position) - count
