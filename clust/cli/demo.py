@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 metadata={"user": "demo-user"},
                 title="Paris weather (clust demo)",
             )
+            conv.cache = None  # the demo shows its hand-placed marker alone
             say(f"Step 1: a new conversation, id {conv.id}")
             say("  Its system prompt ends with a long reference block marked for the prompt")
             say("  cache with a 1-hour TTL; Claude may call one tool, get_weather, which")
@@ -205,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         say("  process would: open the database again and resume the conversation by its id.")
         with open_store(url) as store:
             resumed = store.get_conversation(conv.id)
+            resumed.cache = None
             say(f"  resumed {resumed.id}: {len(resumed.history)} stored turns, sent again")
             say("  with the next message. A 5-minute cache entry would have expired by now;")
             say("  the 1-hour one is still alive, so the reference block is read from the cache")

@@ -7,6 +7,7 @@ history, and each reply is stored with its usage.
 
 from __future__ import annotations
 
+from clust.conversation.caching import CachePolicy
 from clust.conversation.conversation import Conversation
 from clust.conversation.records import UsageTotals
 from clust.conversation.store import Store
@@ -14,6 +15,7 @@ from clust.conversation.streams import AsyncConversationStream, ConversationStre
 
 __all__ = [
     "AsyncConversationStream",
+    "CachePolicy",
     "Conversation",
     "ConversationStream",
     "Store",

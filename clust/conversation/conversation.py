@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from clust.conversation.caching import CachePolicy
 from clust.conversation.history import History, RequestHead, user_wire
 from clust.conversation.records import UsageTotals
 from clust.conversation.turns import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallOptions", "Conversation"]
 
+_DEFAULT_CACHE = CachePolicy()
 _POLL = 0.05  # seconds between lease checks when a send waits for a busy conversation
 
 
@@ -74,8 +76,11 @@ class Conversation:
         *,
         lease: timedelta,
         spending: Spending | None = None,
+        cache: CachePolicy | None = _DEFAULT_CACHE,
     ) -> None:
         self._engine = engine
+        self.cache: CachePolicy | None = cache
+        """Automatic cache breakpoints added to each request (not stored); ``None``: none."""
         self._lease = lease
         self._spending = spending
         self.id: str = row["id"]
@@ -493,7 +498,11 @@ class Conversation:
         started = time.monotonic()
         try:
             spec = self._history.request(
-                head, stream=False, betas=options.betas, extra_headers=options.extra_headers
+                head,
+                stream=False,
+                betas=options.betas,
+                extra_headers=options.extra_headers,
+                cache=self.cache,
             )
             response = client._create_from_spec(spec, options.timeout, options.max_retries)
         except BaseException:
@@ -516,7 +525,11 @@ class Conversation:
         started = time.monotonic()
         try:
             spec = self._history.request(
-                head, stream=False, betas=options.betas, extra_headers=options.extra_headers
+                head,
+                stream=False,
+                betas=options.betas,
+                extra_headers=options.extra_headers,
+                cache=self.cache,
             )
             response = await client._create_from_spec(spec, options.timeout, options.max_retries)
         except BaseException:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clust.conversation.caching import CachePolicy, markers_of
 from clust.messages.errors import InvalidParameter
 from clust.messages.message import Message, MessageContent
 from clust.messages.request import MessagesRequestBody
@@ -54,6 +55,11 @@ def assistant_wire(response: MessagesResponseBody) -> bytes:
 def one_hour_in(wire: bytes) -> bool:
     """Whether a turn's JSON holds a 1-hour cache marker (parsed only if it may)."""
     return b'"1h"' in wire and wire_has_one_hour(json.loads(wire))
+
+
+def _user_markers(wire: bytes) -> tuple[str, ...]:
+    """The TTLs of the cache markers a turn holds (parsed only if it may hold one)."""
+    return markers_of(json.loads(wire)) if b'"cache_control"' in wire else ()
 
 
 class RequestHead:
@@ -133,12 +139,14 @@ def _invalid_field(error: ValidationError, fields: Mapping[str, Any]) -> Invalid
 class History:
     """The turns of one conversation as wire JSON (UTF-8 bytes), in position order."""
 
-    __slots__ = ("_one_hour_turns", "roles", "wires")
+    __slots__ = ("_markers", "_one_hour_turns", "roles", "wires")
 
     def __init__(self) -> None:
         self.wires: list[bytes] = []
         self.roles: list[str] = []
         self._one_hour_turns = 0
+        # The TTLs of the user's own cache markers in each turn (for the cache policy).
+        self._markers: list[tuple[str, ...]] = []
 
     def __len__(self) -> int:
         return len(self.wires)
@@ -147,6 +155,7 @@ class History:
         """Append turns: their roles and their wire JSON."""
         self.wires.extend(wires)
         self.roles.extend(roles)
+        self._markers.extend(_user_markers(wire) for wire in wires)
         self._one_hour_turns += sum(1 for wire in wires if b'"1h"' in wire and one_hour_in(wire))
 
     def append(self, role: str, wire: bytes) -> None:
@@ -157,6 +166,7 @@ class History:
         """Forget the turns from ``length`` on."""
         del self.wires[length:]
         del self.roles[length:]
+        del self._markers[length:]
         self._one_hour_turns = sum(1 for wire in self.wires if one_hour_in(wire))
 
     @property
@@ -175,12 +185,26 @@ class History:
         stream: bool,
         betas: Iterable[str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        cache: CachePolicy | None = None,
     ) -> RequestSpec:
-        """The request for the next reply: ``head`` with every turn spliced in."""
+        """The request for the next reply: ``head`` with every turn spliced in, and the
+        automatic breakpoints of ``cache`` added to the request only (never stored)."""
+        one_hour = head.one_hour or self._one_hour_turns > 0
+        head_json: bytes = head.json
+        wires: Sequence[bytes] = self.wires
+        placement = (
+            cache.place(head.wire, head.json, self.wires, self._markers)
+            if cache is not None
+            else None
+        )
+        if placement is not None:
+            head_json = placement.head
+            wires = [*self.wires[:-1], placement.last]
+            one_hour = one_hour or placement.one_hour
         return spliced_message_request(
-            head.json,
-            self.wires,
-            one_hour=head.one_hour or self._one_hour_turns > 0,
+            head_json,
+            wires,
+            one_hour=one_hour,
             stream=stream,
             betas=betas,
             extra_headers=extra_headers,

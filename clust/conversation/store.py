@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from clust.conversation.caching import CachePolicy
 from clust.conversation.conversation import Conversation
 from clust.conversation.history import RequestHead
 from clust.conversation.turns import utcnow
@@ -23,6 +24,7 @@ from clust.usage.pricing import PriceTable
 
 __all__ = ["Store"]
 
+_DEFAULT_CACHE = CachePolicy()
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -48,6 +50,10 @@ class Store:
             request of this store's conversations; one that would be passed raises
             :class:`~clust.messages.BudgetExceeded` and nothing is sent or stored.
         prices: the prices budgets are counted with (default: the shipped list prices).
+        cache: the automatic cache breakpoints of this store's conversations
+            (:class:`~clust.conversation.CachePolicy`, default on; ``None`` places none).
+            Each conversation's ``cache`` attribute can replace it; markers are added
+            to requests only, never to the stored history.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class Store:
         engine: Engine | None = None,
         budgets: Sequence[Budget] = (),
         prices: PriceTable | None = None,
+        cache: CachePolicy | None = _DEFAULT_CACHE,
     ) -> None:
         if (url is None) == (engine is None):
             raise InvalidParameter("url", url, "exactly one of url= or engine=")
@@ -70,6 +77,7 @@ class Store:
             engine if engine is not None else make_engine(str(url), busy_timeout=busy_timeout)
         )
         self._lease = timedelta(seconds=lease_seconds)
+        self._cache = cache
         self._spending = (
             Spending(tuple(budgets), prices or PriceTable.default()) if budgets else None
         )
@@ -107,7 +115,9 @@ class Store:
     # -- conversations ----------------------------------------------------------------
 
     def _conversation(self, row: Mapping[str, Any]) -> Conversation:
-        return Conversation(self._engine, row, lease=self._lease, spending=self._spending)
+        return Conversation(
+            self._engine, row, lease=self._lease, spending=self._spending, cache=self._cache
+        )
 
     def create_conversation(
         self,
@@ -166,7 +176,7 @@ class Store:
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
         conversation = Conversation(
-            self._engine, values, lease=self._lease, spending=self._spending
+            self._engine, values, lease=self._lease, spending=self._spending, cache=self._cache
         )
         conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation
@@ -182,7 +192,11 @@ class Store:
         if row is None:
             raise ConversationNotFound(conversation_id)
         return Conversation(
-            self._engine, dict(row._mapping), lease=self._lease, spending=self._spending
+            self._engine,
+            dict(row._mapping),
+            lease=self._lease,
+            spending=self._spending,
+            cache=self._cache,
         )
 
     def list_conversations(
@@ -215,7 +229,11 @@ class Store:
                 raise ConversationNotFound(str(after))  # a stale cursor, not an empty page
         return [
             Conversation(
-                self._engine, dict(row._mapping), lease=self._lease, spending=self._spending
+                self._engine,
+                dict(row._mapping),
+                lease=self._lease,
+                spending=self._spending,
+                cache=self._cache,
             )
             for row in found
         ]

@@ -100,6 +100,7 @@ class ConversationStream:
                 stream=True,
                 betas=self._options.betas,
                 extra_headers=self._options.extra_headers,
+                cache=conversation.cache,
             )
             with self._client._stream_from_spec(
                 spec, self._options.timeout, self._options.max_retries
@@ -211,6 +212,7 @@ class AsyncConversationStream:
                 stream=True,
                 betas=self._options.betas,
                 extra_headers=self._options.extra_headers,
+                cache=conversation.cache,
             )
             async with self._client._stream_from_spec(
                 spec, self._options.timeout, self._options.max_retries
