@@ -87,6 +87,13 @@ QUESTION = re.compile(r"^Trial (\w+): ")
 THANKS = "Thanks, that is all."
 
 
+def _text(content: Any) -> str:
+    """A turn's text: the cache policy may send a string turn as one marked text block."""
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
 # -- FakeClaude's script: stateless, keyed on the request -----------------------------------
 
 
@@ -138,7 +145,7 @@ class Script:
 
     def __call__(self, request: RecordedRequest) -> Reply:
         messages = request.body["messages"]
-        match = QUESTION.match(messages[0]["content"])
+        match = QUESTION.match(_text(messages[0]["content"]))
         assert match is not None, messages[0]
         label = match.group(1)
         with self.lock:
@@ -148,7 +155,7 @@ class Script:
             step = sum(1 for m in messages if m["role"] == "assistant")
             tool_ids: list[str] = []
             reply_text: str | None = None
-            if messages[-1]["content"] == THANKS:
+            if _text(messages[-1]["content"]) == THANKS:
                 reply_text = "You are welcome."
                 reply = Reply.text(reply_text)
             elif step < STEPS - 1:
