@@ -387,7 +387,7 @@ class ClustSystem(System):
             nonlocal body
             conv = self.store.get_conversation(cid)
             conv.refresh()
-            body = conv._history.request(conv._head, stream=False).content
+            body = conv._history.request(conv._head, stream=False, cache=conv.cache).content
 
         seconds = _timed(run)
         count = len(json.loads(body)["messages"])

@@ -155,8 +155,16 @@ class History:
         """Append turns: their roles and their wire JSON."""
         self.wires.extend(wires)
         self.roles.extend(roles)
-        self._markers.extend(_user_markers(wire) for wire in wires)
-        self._one_hour_turns += sum(1 for wire in wires if b'"1h"' in wire and one_hour_in(wire))
+        # One byte scan per turn; only a turn that holds a marker is parsed (a 1h
+        # marker is a cache_control too). Histories run to tens of thousands of turns.
+        markers = self._markers
+        for wire in wires:
+            if b'"cache_control"' in wire:
+                markers.append(_user_markers(wire))
+                if b'"1h"' in wire and one_hour_in(wire):
+                    self._one_hour_turns += 1
+            else:
+                markers.append(())
 
     def append(self, role: str, wire: bytes) -> None:
         """Append one turn."""
