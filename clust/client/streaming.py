@@ -9,7 +9,7 @@ the caller).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 
 import anyio
@@ -22,7 +22,7 @@ from clust.protocol.response import check_stream_content_type
 from clust.protocol.retry import RetryPolicy
 from clust.protocol.stream import StreamSession
 
-__all__ = ["AsyncMessageStream", "MessageStream"]
+__all__ = ["AsyncMessageStream", "MessageStream", "atext_deltas", "text_deltas"]
 
 OpenResponse = Callable[[int], tuple[httpx.Response, int]]
 """Send the request (retries done so far in); return the 2xx response and retries used."""
@@ -36,6 +36,24 @@ def _interrupted(session: StreamSession, exc: httpx.TransportError) -> MessagesE
     else:
         error = session.interrupted(f"the connection broke during the stream: {exc}")
     return error
+
+
+def text_deltas(events: Iterable[StreamEvent]) -> Iterator[str]:
+    """Only the text of the text deltas of ``events``, as it arrives."""
+    for event in events:
+        if type(event) is ContentBlockDeltaEvent:
+            delta = event.delta
+            if type(delta) is TextDelta:
+                yield delta.text
+
+
+async def atext_deltas(events: AsyncIterable[StreamEvent]) -> AsyncIterator[str]:
+    """:func:`text_deltas` of an async stream."""
+    async for event in events:
+        if type(event) is ContentBlockDeltaEvent:
+            delta = event.delta
+            if type(delta) is TextDelta:
+                yield delta.text
 
 
 def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
@@ -109,11 +127,7 @@ class MessageStream:
     @property
     def text_stream(self) -> Iterator[str]:
         """Only the text of the text deltas, as it arrives."""
-        for event in self:
-            if type(event) is ContentBlockDeltaEvent:
-                delta = event.delta
-                if type(delta) is TextDelta:
-                    yield delta.text
+        return text_deltas(self)
 
     def get_final_message(self) -> MessagesResponseBody:
         """Read the rest of the stream and return the accumulated message.
@@ -239,14 +253,7 @@ class AsyncMessageStream:
     @property
     def text_stream(self) -> AsyncIterator[str]:
         """Only the text of the text deltas, as it arrives."""
-        return self._texts()
-
-    async def _texts(self) -> AsyncIterator[str]:
-        async for event in self:
-            if type(event) is ContentBlockDeltaEvent:
-                delta = event.delta
-                if type(delta) is TextDelta:
-                    yield delta.text
+        return atext_deltas(self)
 
     async def get_final_message(self) -> MessagesResponseBody:
         """Read the rest of the stream and return the accumulated message.

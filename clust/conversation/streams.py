@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from clust.messages.events import ContentBlockDeltaEvent, StreamEvent, TextDelta
+from clust.client.streaming import atext_deltas, text_deltas
+from clust.messages.events import StreamEvent
 from clust.messages.response import MessagesResponseBody
 
 if TYPE_CHECKING:
@@ -123,11 +124,7 @@ class ConversationStream:
     @property
     def text_stream(self) -> Iterator[str]:
         """Only the text of the text deltas, as it arrives."""
-        for event in self:
-            if type(event) is ContentBlockDeltaEvent:
-                delta = event.delta
-                if type(delta) is TextDelta:
-                    yield delta.text
+        return text_deltas(self)
 
     def get_final_message(self) -> MessagesResponseBody:
         """Read the rest of the stream, store the reply, and return it.
@@ -237,14 +234,7 @@ class AsyncConversationStream:
     @property
     def text_stream(self) -> AsyncIterator[str]:
         """Only the text of the text deltas, as it arrives."""
-        return self._texts()
-
-    async def _texts(self) -> AsyncIterator[str]:
-        async for event in self:
-            if type(event) is ContentBlockDeltaEvent:
-                delta = event.delta
-                if type(delta) is TextDelta:
-                    yield delta.text
+        return atext_deltas(self)
 
     async def get_final_message(self) -> MessagesResponseBody:
         """Read the rest of the stream, store the reply, and return it."""
