@@ -15,6 +15,9 @@ test runs autogenerate against both databases and expects no difference).
   5m/1h), request id, stop reason, service tier, latency and times; ``outcome`` says
   whether its reply was stored or the stream broke off after billing began.
 - ``clust_leases``: who is sending on a conversation, until when.
+- ``clust_summaries``: summaries of older turns made by a context-window strategy;
+  a summary stands in for the turns before ``through_position`` when a request is
+  assembled (the turns themselves stay).
 - ``clust_tool_calls``: every tool call Claude asked for, its status (pending,
   running, succeeded, failed), input, result and attempts: what lets a tool loop
   pick up after a crash without running a completed tool twice.
@@ -44,7 +47,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "ToolCallRow", "UsageRow"]
+__all__ = [
+    "Base",
+    "ConversationRow",
+    "LeaseRow",
+    "MessageRow",
+    "SummaryRow",
+    "ToolCallRow",
+    "UsageRow",
+]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -158,6 +169,12 @@ class UsageRow(Base):
     # "reply": the reply was stored at message_position. "interrupted": billed but no
     # turn stored (a stream cut after message_start); message_position is null.
     outcome: Mapped[str] = mapped_column(String(16), server_default=text("'reply'"))
+    # The reply's message id: the next turn's ``diagnostics.previous_message_id``.
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    # When the turn read nothing from the cache and the API said why
+    # (``diagnostics.cache_miss_reason``): its type and the tokens it missed.
+    cache_miss_reason: Mapped[str | None] = mapped_column(String(64))
+    cache_missed_input_tokens: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         ForeignKeyConstraint(
@@ -211,3 +228,20 @@ class ToolCallRow(Base):
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_clust_tool_calls_message", "conversation_id", "message_position"),)
+
+
+class SummaryRow(Base):
+    """A summary of a conversation's turns before ``through_position``."""
+
+    __tablename__ = "clust_summaries"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("clust_conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    through_position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The user message that stands in for those turns, as wire JSON text.
+    wire: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]

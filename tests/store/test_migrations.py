@@ -30,13 +30,7 @@ from clust.store.migrate import upgrade as upgrade_schema
 from clust.store.schema import Base
 
 MODEL = "claude-sonnet-5-5"
-STORE_TABLES = {
-    "clust_conversations",
-    "clust_messages",
-    "clust_usage",
-    "clust_leases",
-    "clust_tool_calls",
-}
+STORE_TABLES = set(Base.metadata.tables)
 
 
 def _only_clust_tables(name: str | None, type_: str, _parents: Any) -> bool:
