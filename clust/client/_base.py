@@ -19,7 +19,7 @@ from clust.client._settings import (
 from clust.protocol.request import AuthScheme, RequestSpec
 from clust.protocol.retry import RetryPolicy
 
-__all__ = ["BaseClient"]
+__all__ = ["BaseClient", "release_request"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
@@ -27,6 +27,19 @@ ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
 _POOL_CREATION = threading.Lock()
 
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+_READ = httpx.ByteStream(b"")
+
+
+def release_request(response: httpx.Response) -> httpx.Response:
+    """Let a read response's request (and its body) be freed as soon as it is dropped.
+
+    httpx's response and its body stream refer to each other, so without this the
+    request body (up to 256 MB for a batch) lives until the next full garbage
+    collection. Only for responses whose body has been read.
+    """
+    response.stream = _READ
+    return response
 
 
 class BaseClient(Generic[HttpT]):
@@ -135,10 +148,16 @@ class BaseClient(Generic[HttpT]):
         return policy if max_retries is None else replace(policy, max_retries=max_retries)
 
     def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
+        headers = {**self._settings.headers, **spec.headers}
+        if spec.method == "GET":
+            headers.pop("content-type", None)  # a GET has no body (as the official SDK sends it)
+        path = spec.path
+        # A batch's results_url is absolute (the API names the host): used as given.
+        url = path if path.startswith(("https://", "http://")) else self._settings.base_url + path
         return self._http.build_request(
             spec.method,
-            self._settings.base_url + spec.path,
-            headers={**self._settings.headers, **spec.headers},
+            url,
+            headers=headers,
             content=spec.content,
             params=spec.params,
             timeout=as_timeout(timeout) if timeout is not None else self._timeout,

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from clust.client._base import POOL_LIMITS, BaseClient
+from clust.client._base import POOL_LIMITS, BaseClient, release_request
 from clust.client._settings import TimeoutTypes
+from clust.client.batches_api import AsyncBatchesMixin
+from clust.client.models_api import AsyncModelsMixin
 from clust.messages.errors import ConnectionFailed, RequestTimedOut
 from clust.protocol.errors import error_from_response
 from clust.protocol.request import RequestSpec, count_tokens_request, message_request
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(BaseClient[httpx.AsyncClient]):
+class AsyncClient(BaseClient[httpx.AsyncClient], AsyncModelsMixin, AsyncBatchesMixin):
     """Asynchronous client for the Claude Messages API (asyncio or trio, through anyio).
 
     >>> client = AsyncClient.from_env()                      # doctest: +SKIP
@@ -39,6 +41,10 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
     Takes the arguments of :class:`~clust.client._base.BaseClient` (``api_key``,
     ``base_url``, ``timeout``, ``max_retries``, ``retry_policy``, ``default_headers``,
     ``http_client``: an existing ``httpx.AsyncClient``, ``auth_scheme``).
+
+    Beyond single messages: ``count_tokens``, the Models API and Message Batches, with
+    the same names as :class:`~clust.Client` (listings and batch results are async
+    iterators).
     """
 
     def _new_http(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
@@ -80,9 +86,15 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         max_retries: int | None = None,
     ) -> TokenCount:
         """Count the input tokens of the prompt in ``body`` (POST /v1/messages/count_tokens)."""
+        spec = count_tokens_request(body, betas=betas, extra_headers=extra_headers)
+        return await self._count_tokens_from_spec(spec, timeout, max_retries)
+
+    async def _count_tokens_from_spec(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> TokenCount:
+        """Send a built count_tokens request (the conversation layer counts spliced bodies)."""
         from clust.messages.tokens import TokenCount
 
-        spec = count_tokens_request(body, betas=betas, extra_headers=extra_headers)
         response = await self._call(spec, timeout, max_retries)
         return parse_json_model(TokenCount, response.headers, response.content)
 
@@ -120,7 +132,8 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
     ) -> httpx.Response:
         request = self._build(spec, timeout)
-        return (await self._send(request, False, self._policy(max_retries), 0))[0]
+        response = (await self._send(request, False, self._policy(max_retries), 0))[0]
+        return release_request(response)
 
     async def _send(
         self, request: httpx.Request, stream: bool, policy: RetryPolicy, retries: int

@@ -15,6 +15,8 @@ from types import TracebackType
 import anyio
 import httpx
 
+from clust.client._chunks import abody_chunks as _abody_chunks
+from clust.client._chunks import body_chunks as _body_chunks
 from clust.messages.errors import MessagesError
 from clust.messages.events import ContentBlockDeltaEvent, StreamEvent, TextDelta
 from clust.messages.response import MessagesResponseBody
@@ -54,19 +56,6 @@ async def atext_deltas(events: AsyncIterable[StreamEvent]) -> AsyncIterator[str]
             delta = event.delta
             if type(delta) is TextDelta:
                 yield delta.text
-
-
-def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
-    # Without a content-encoding, httpx's decoding layer only adds per-chunk cost.
-    if response.headers.get("content-encoding", "identity") == "identity":
-        return response.iter_raw()
-    return response.iter_bytes()
-
-
-def _abody_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    if response.headers.get("content-encoding", "identity") == "identity":
-        return response.aiter_raw()
-    return response.aiter_bytes()
 
 
 class MessageStream:

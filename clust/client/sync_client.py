@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from clust.client._base import POOL_LIMITS, BaseClient
+from clust.client._base import POOL_LIMITS, BaseClient, release_request
 from clust.client._settings import TimeoutTypes
+from clust.client.batches_api import BatchesMixin
+from clust.client.models_api import ModelsMixin
 from clust.messages.errors import ConnectionFailed, RequestTimedOut
 from clust.protocol.errors import error_from_response
 from clust.protocol.request import RequestSpec, count_tokens_request, message_request
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 
-class Client(BaseClient[httpx.Client]):
+class Client(BaseClient[httpx.Client], ModelsMixin, BatchesMixin):
     """Synchronous client for the Claude Messages API.
 
     >>> client = Client.from_env()                      # doctest: +SKIP
@@ -39,6 +41,11 @@ class Client(BaseClient[httpx.Client]):
     Takes the arguments of :class:`~clust.client._base.BaseClient` (``api_key``,
     ``base_url``, ``timeout``, ``max_retries``, ``retry_policy``, ``default_headers``,
     ``http_client``: an existing ``httpx.Client``, ``auth_scheme``).
+
+    Beyond single messages: ``count_tokens``; the Models API (``list_models``,
+    ``get_model``, ``refresh_models``); Message Batches (``create_message_batch``,
+    ``get_message_batch``, ``list_message_batches``, ``cancel_message_batch``,
+    ``delete_message_batch``, ``message_batch_results``, ``wait_for_message_batch``).
     """
 
     def _new_http(self, timeout: httpx.Timeout) -> httpx.Client:
@@ -80,9 +87,15 @@ class Client(BaseClient[httpx.Client]):
         max_retries: int | None = None,
     ) -> TokenCount:
         """Count the input tokens of the prompt in ``body`` (POST /v1/messages/count_tokens)."""
+        spec = count_tokens_request(body, betas=betas, extra_headers=extra_headers)
+        return self._count_tokens_from_spec(spec, timeout, max_retries)
+
+    def _count_tokens_from_spec(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> TokenCount:
+        """Send a built count_tokens request (the conversation layer counts spliced bodies)."""
         from clust.messages.tokens import TokenCount
 
-        spec = count_tokens_request(body, betas=betas, extra_headers=extra_headers)
         response = self._call(spec, timeout, max_retries)
         return parse_json_model(TokenCount, response.headers, response.content)
 
@@ -120,7 +133,7 @@ class Client(BaseClient[httpx.Client]):
         self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
     ) -> httpx.Response:
         request = self._build(spec, timeout)
-        return self._send(request, False, self._policy(max_retries), 0)[0]
+        return release_request(self._send(request, False, self._policy(max_retries), 0)[0])
 
     def _send(
         self, request: httpx.Request, stream: bool, policy: RetryPolicy, retries: int

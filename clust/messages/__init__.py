@@ -3,7 +3,9 @@
 Request: ``MessagesRequestBody`` (or ``MessagesRequestBuilder``), ``Message``,
 ``SystemPrompt``, content blocks, tools, validated values. Response:
 ``MessagesResponseBody``, ``Usage``, ``StopReason``. Streaming: ``events``
-(``parse_event`` and the event classes). Every model dumps with ``to_wire()``;
+(``parse_event`` and the event classes). Message Batches: ``BatchRequest``,
+``MessageBatch``, ``BatchResult`` (and its result types). Models API: ``ModelInfo``,
+``refresh_models_table``. Every model dumps with ``to_wire()``;
 unknown block, event, delta and citation types and unknown fields round-trip
 unchanged.
 
@@ -20,6 +22,25 @@ from clust.messages import errors as _errors
 from clust.messages.errors import *  # noqa: F403 (every exception, kept in sync with errors.__all__)
 
 if TYPE_CHECKING:
+    from clust.messages.batches import (
+        MAX_BATCH_BYTES,
+        MAX_BATCH_REQUESTS,
+        BatchErrorResponse,
+        BatchRequest,
+        BatchResult,
+        BatchResultUnion,
+        CanceledResult,
+        DeletedMessageBatch,
+        ErroredResult,
+        ExpiredResult,
+        MessageBatch,
+        MessageBatchRequestCounts,
+        ProcessingStatus,
+        SucceededResult,
+        UnknownBatchResult,
+        check_custom_ids,
+        validate_batch_requests,
+    )
     from clust.messages.blocks import (
         Base64Source,
         ContainerUploadContentBlock,
@@ -99,6 +120,14 @@ if TYPE_CHECKING:
         parse_event,
     )
     from clust.messages.message import Message, MessageContent, Role, SystemPrompt
+    from clust.messages.models_api import (
+        CapabilitySupport,
+        ModelCapabilities,
+        ModelInfo,
+        ModelLifecycle,
+        refresh_models_table,
+    )
+    from clust.messages.pages import Page
     from clust.messages.request import MessagesRequestBody
     from clust.messages.response import (
         CacheCreation,
@@ -125,11 +154,17 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "Base64Source": "clust.messages.blocks",
+    "BatchErrorResponse": "clust.messages.batches",
+    "BatchRequest": "clust.messages.batches",
+    "BatchResult": "clust.messages.batches",
+    "BatchResultUnion": "clust.messages.batches",
     "CacheControl": "clust.messages.cache",
     "CacheControlType": "clust.messages.cache",
     "CacheCreation": "clust.messages.response",
     "CacheMissReason": "clust.messages.response",
     "CacheTtl": "clust.messages.cache",
+    "CanceledResult": "clust.messages.batches",
+    "CapabilitySupport": "clust.messages.models_api",
     "CharLocationCitation": "clust.messages.citations",
     "Citation": "clust.messages.citations",
     "CitationsConfig": "clust.messages.citations",
@@ -145,6 +180,7 @@ _LAZY: dict[str, str] = {
     "ContentBlockSource": "clust.messages.blocks",
     "ContentBlockStartEvent": "clust.messages.events",
     "ContentBlockStopEvent": "clust.messages.events",
+    "DeletedMessageBatch": "clust.messages.batches",
     "Delta": "clust.messages.events",
     "Diagnostics": "clust.messages.response",
     "DiagnosticsParams": "clust.messages.config",
@@ -153,13 +189,19 @@ _LAZY: dict[str, str] = {
     "Effort": "clust.messages.config",
     "ErrorDetail": "clust.messages.events",
     "ErrorEvent": "clust.messages.events",
+    "ErroredResult": "clust.messages.batches",
+    "ExpiredResult": "clust.messages.batches",
     "FileSource": "clust.messages.blocks",
     "ImageContentBlock": "clust.messages.blocks",
     "ImageMediaType": "clust.messages.blocks",
     "ImageSource": "clust.messages.blocks",
     "InputJsonDelta": "clust.messages.events",
+    "MAX_BATCH_BYTES": "clust.messages.batches",
+    "MAX_BATCH_REQUESTS": "clust.messages.batches",
     "MaxTokens": "clust.messages.values",
     "Message": "clust.messages.message",
+    "MessageBatch": "clust.messages.batches",
+    "MessageBatchRequestCounts": "clust.messages.batches",
     "MessageContent": "clust.messages.message",
     "MessageDelta": "clust.messages.events",
     "MessageDeltaEvent": "clust.messages.events",
@@ -170,13 +212,18 @@ _LAZY: dict[str, str] = {
     "MessagesRequestBuilder": "clust.messages.builder",
     "MessagesResponseBody": "clust.messages.response",
     "Metadata": "clust.messages.config",
+    "ModelCapabilities": "clust.messages.models_api",
+    "ModelInfo": "clust.messages.models_api",
+    "ModelLifecycle": "clust.messages.models_api",
     "ModelLimits": "clust.messages.claude_models",
     "OutputConfig": "clust.messages.config",
     "OutputFormat": "clust.messages.config",
     "OutputTokensDetails": "clust.messages.response",
+    "Page": "clust.messages.pages",
     "PageLocationCitation": "clust.messages.citations",
     "PingEvent": "clust.messages.events",
     "PlainTextSource": "clust.messages.blocks",
+    "ProcessingStatus": "clust.messages.batches",
     "RedactedThinkingContentBlock": "clust.messages.blocks",
     "Role": "clust.messages.message",
     "SearchResultContentBlock": "clust.messages.blocks",
@@ -196,6 +243,7 @@ _LAZY: dict[str, str] = {
     "StopSequence": "clust.messages.values",
     "StreamEvent": "clust.messages.events",
     "StreamOption": "clust.messages.config",
+    "SucceededResult": "clust.messages.batches",
     "SystemPrompt": "clust.messages.message",
     "Temperature": "clust.messages.values",
     "TextContentBlock": "clust.messages.blocks",
@@ -215,6 +263,7 @@ _LAZY: dict[str, str] = {
     "ToolUseContentBlock": "clust.messages.blocks",
     "TopK": "clust.messages.values",
     "TopP": "clust.messages.values",
+    "UnknownBatchResult": "clust.messages.batches",
     "UnknownCitation": "clust.messages.citations",
     "UnknownContentBlock": "clust.messages.blocks",
     "UnknownDelta": "clust.messages.events",
@@ -224,9 +273,12 @@ _LAZY: dict[str, str] = {
     "Usage": "clust.messages.response",
     "UserId": "clust.messages.values",
     "WebSearchResultLocationCitation": "clust.messages.citations",
+    "check_custom_ids": "clust.messages.batches",
     "model_limits": "clust.messages.claude_models",
     "parse_event": "clust.messages.events",
+    "refresh_models_table": "clust.messages.models_api",
     "register_model": "clust.messages.claude_models",
+    "validate_batch_requests": "clust.messages.batches",
 }
 
 
@@ -244,12 +296,20 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_REQUESTS",
     "Base64Source",
+    "BatchErrorResponse",
+    "BatchRequest",
+    "BatchResult",
+    "BatchResultUnion",
     "CacheControl",
     "CacheControlType",
     "CacheCreation",
     "CacheMissReason",
     "CacheTtl",
+    "CanceledResult",
+    "CapabilitySupport",
     "CharLocationCitation",
     "Citation",
     "CitationsConfig",
@@ -265,6 +325,7 @@ __all__ = [
     "ContentBlockSource",
     "ContentBlockStartEvent",
     "ContentBlockStopEvent",
+    "DeletedMessageBatch",
     "Delta",
     "Diagnostics",
     "DiagnosticsParams",
@@ -273,6 +334,8 @@ __all__ = [
     "Effort",
     "ErrorDetail",
     "ErrorEvent",
+    "ErroredResult",
+    "ExpiredResult",
     "FileSource",
     "ImageContentBlock",
     "ImageMediaType",
@@ -280,6 +343,8 @@ __all__ = [
     "InputJsonDelta",
     "MaxTokens",
     "Message",
+    "MessageBatch",
+    "MessageBatchRequestCounts",
     "MessageContent",
     "MessageDelta",
     "MessageDeltaEvent",
@@ -290,13 +355,18 @@ __all__ = [
     "MessagesRequestBuilder",
     "MessagesResponseBody",
     "Metadata",
+    "ModelCapabilities",
+    "ModelInfo",
+    "ModelLifecycle",
     "ModelLimits",
     "OutputConfig",
     "OutputFormat",
     "OutputTokensDetails",
+    "Page",
     "PageLocationCitation",
     "PingEvent",
     "PlainTextSource",
+    "ProcessingStatus",
     "RedactedThinkingContentBlock",
     "Role",
     "SearchResultContentBlock",
@@ -316,6 +386,7 @@ __all__ = [
     "StopSequence",
     "StreamEvent",
     "StreamOption",
+    "SucceededResult",
     "SystemPrompt",
     "Temperature",
     "TextContentBlock",
@@ -335,6 +406,7 @@ __all__ = [
     "ToolUseContentBlock",
     "TopK",
     "TopP",
+    "UnknownBatchResult",
     "UnknownCitation",
     "UnknownContentBlock",
     "UnknownDelta",
@@ -344,8 +416,11 @@ __all__ = [
     "Usage",
     "UserId",
     "WebSearchResultLocationCitation",
+    "check_custom_ids",
     "model_limits",
     "parse_event",
+    "refresh_models_table",
     "register_model",
+    "validate_batch_requests",
 ]
 __all__ += _errors.__all__

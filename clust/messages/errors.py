@@ -27,11 +27,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BatchNotEnded",
+    "BatchResultsUnavailable",
+    "BatchWaitTimeout",
     "BillingError",
     "BudgetExceeded",
     "ClientError",
     "ConflictError",
     "ConnectionFailed",
+    "ContextWindowExceeded",
     "ConversationBusy",
     "ConversationNotFound",
     "GatewayTimeoutError",
@@ -58,6 +62,7 @@ __all__ = [
     "ToolError",
     "ToolInputError",
     "ToolTimeout",
+    "TurnInBatch",
     "UnknownTool",
 ]
 
@@ -254,6 +259,64 @@ class StreamInterrupted(ClientError):
         super().__init__(message if request_id is None else f"{message} (request_id={request_id})")
 
 
+class BatchResultsUnavailable(MessagesError):
+    """A Message Batch has no results to read (its ``results_url`` is null).
+
+    ``batch_id`` names the batch and ``processing_status`` is the status it had when
+    asked (``"in_progress"``, ``"canceling"`` or ``"ended"``).
+    """
+
+    def __init__(self, batch_id: str, processing_status: str, reason: str | None = None) -> None:
+        self.batch_id = batch_id
+        self.processing_status = processing_status
+        super().__init__(
+            reason
+            or f"message batch {batch_id!r} has no results (processing_status={processing_status})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.batch_id, self.processing_status, str(self)))
+
+
+class BatchNotEnded(BatchResultsUnavailable):
+    """The results of a Message Batch were asked for before it ended.
+
+    Wait for it first (``client.wait_for_message_batch(batch_id)``).
+    """
+
+    def __init__(self, batch_id: str, processing_status: str, reason: str | None = None) -> None:
+        super().__init__(
+            batch_id,
+            processing_status,
+            reason
+            or (
+                f"message batch {batch_id!r} has not ended yet "
+                f"(processing_status={processing_status}): its results are available once "
+                "processing_status is 'ended'; see wait_for_message_batch()"
+            ),
+        )
+
+
+class BatchWaitTimeout(MessagesError, TimeoutError):
+    """``wait_for_message_batch`` gave up: the batch had not ended within ``timeout`` seconds.
+
+    ``batch`` is the last ``MessageBatch`` seen (its ``request_counts`` show progress); the
+    batch itself keeps processing on the server.
+    """
+
+    def __init__(self, batch_id: str, timeout: float, batch: object = None) -> None:
+        self.batch_id = batch_id
+        self.timeout = timeout
+        self.batch = batch
+        super().__init__(
+            f"message batch {batch_id!r} did not end within {timeout:g} seconds "
+            "(it keeps processing on the server)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.batch_id, self.timeout, self.batch))
+
+
 class StoreError(MessagesError):
     """The conversation store cannot do what was asked (root of the store's errors)."""
 
@@ -294,6 +357,29 @@ class PendingTurn(StoreError):
             f"conversation {conversation_id!r} has a pending user turn at position {position}: "
             "call retry(client) to resend it or discard_pending() to drop it"
         )
+
+
+class TurnInBatch(PendingTurn):
+    """The conversation's pending user turn was sent in a Message Batch still open.
+
+    Its reply arrives when the batch is collected (``store.collect_batch(client,
+    batch_id)``); ``retry``, ``discard_pending`` and new turns wait until then. An
+    errored, expired or canceled item leaves the turn pending for ``retry``.
+    ``batch_id`` is the API's batch id (the store's own id while it is being submitted).
+    """
+
+    def __init__(self, conversation_id: str, position: int, batch_id: str) -> None:
+        super().__init__(conversation_id, position)
+        self.batch_id = batch_id
+        StoreError.__init__(
+            self,
+            f"conversation {conversation_id!r}: the user turn at position {position} waits "
+            f"in message batch {batch_id!r}; collect the batch (store.collect_batch or "
+            "`clust batches collect`) before sending, retrying or discarding",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id, self.position, self.batch_id))
 
 
 class NothingToRetry(StoreError):
@@ -375,3 +461,60 @@ class BudgetExceeded(StoreError):
             f"budget of {scope} exceeded: limit ${limit}, spent ${spent}, "
             f"this request up to ${estimate}; nothing was sent"
         )
+
+
+class ContextWindowExceeded(StoreError):
+    """A conversation's next request would not fit the model's context window, and its
+    truncation strategy could not (or may not) make it fit: nothing was sent, and the
+    new user turn given to the send was not stored (a pending turn being resent stays
+    pending).
+
+    Attributes:
+        model: the model of the request.
+        tokens: the input tokens of the request (``counted``: by the count_tokens
+            endpoint; otherwise an estimate).
+        counted: whether ``tokens`` is an exact count.
+        context_window: the model's context window (input tokens).
+        reserved: tokens kept free for the reply (the request's ``max_tokens`` when the
+            strategy reserves it, else 0).
+        limit: ``context_window - reserved``, the most input tokens allowed.
+        detail: what the strategy tried, if anything.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        tokens: int,
+        counted: bool,
+        context_window: int,
+        reserved: int = 0,
+        detail: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokens = tokens
+        self.counted = counted
+        self.context_window = context_window
+        self.reserved = reserved
+        self.limit = context_window - reserved
+        self.detail = detail
+        how = "counted" if counted else "estimated"
+        room = f"the context window of {model} is {context_window:,} tokens" + (
+            f", {reserved:,} of them reserved for max_tokens: at most {self.limit:,} fit"
+            if reserved
+            else ""
+        )
+        text = f"the request needs {tokens:,} input tokens ({how}) but {room}"
+        if detail:
+            text += f"; {detail}"
+        super().__init__(f"{text}; nothing was sent")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_window_error, (self.__dict__.copy(), str(self)))
+
+
+def _rebuild_window_error(state: dict[str, Any], message: str) -> ContextWindowExceeded:
+    error = ContextWindowExceeded.__new__(ContextWindowExceeded)
+    error.__dict__.update(state)
+    Exception.__init__(error, message)
+    return error

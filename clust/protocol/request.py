@@ -21,6 +21,7 @@ __all__ = [
     "RequestSpec",
     "base_headers",
     "count_tokens_request",
+    "count_tokens_request_for",
     "merge_betas",
     "message_request",
     "needs_one_hour_ttl_beta",
@@ -77,7 +78,11 @@ class Credentials:
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """One HTTP request to make: what both clients send, built in one place."""
+    """One HTTP request to make: what both clients send, built in one place.
+
+    ``path`` is relative to the client's base URL, or an absolute URL (a batch's
+    ``results_url``) used as given.
+    """
 
     method: Literal["GET", "POST", "DELETE"]
     path: str
@@ -282,6 +287,15 @@ def count_tokens_request(
     content = _dumps(wire)
     headers = _call_headers(needs_one_hour_ttl_beta(body, content), betas, extra_headers)
     return RequestSpec("POST", "/v1/messages/count_tokens", headers, content)
+
+
+def count_tokens_request_for(spec: RequestSpec) -> RequestSpec:
+    """The POST /v1/messages/count_tokens request for the prompt of a built message
+    request (a spliced conversation body): its body keeps only the fields the endpoint
+    accepts, its headers (betas included) are the same."""
+    wire = json.loads(spec.content or b"{}")
+    content = _dumps({key: value for key, value in wire.items() if key in _COUNT_TOKENS_FIELDS})
+    return RequestSpec("POST", "/v1/messages/count_tokens", dict(spec.headers), content)
 
 
 def _call_headers(

@@ -7,8 +7,10 @@ with a ``type``, ``system``, ``tools``, ``tool_choice``, ``thinking``; every ``t
 by a ``tool_result`` in the next user turn and every ``tool_result`` matching a ``tool_use`` of
 the previous assistant turn (consecutive same-role turns are merged first, as the API does);
 ``cache_control`` shape, at most 4 breakpoints, no 1h breakpoint after a 5m one, none on thinking
-blocks or empty text; optionally the 1h TTL beta header. Batches: ``requests`` with unique
-``custom_id`` (``^[a-zA-Z0-9_-]{1,64}$``) and non-streaming ``params``.
+blocks or empty text; optionally the 1h TTL beta header; no prompt longer than the model's
+``max_input_tokens`` (counted as count_tokens counts it; the API says ``prompt is too long: N
+tokens > M maximum``). Batches: ``requests`` with unique ``custom_id``
+(``^[a-zA-Z0-9_-]{1,64}$``) and non-streaming ``params``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from .errors import FakeApiError, invalid_request
 from .models import ModelTable
-from .prompt import Segment, breakpoints, prompt_segments
+from .prompt import Segment, breakpoints, count_input_tokens, prompt_segments
 
 __all__ = [
     "TTL_BETA",
@@ -80,7 +82,10 @@ def validate_messages(
     _check_tools(body)
     _check_thinking(body, count_tokens)
     _check_tool_pairing(body["messages"])
-    return _check_cache_control(body, betas, require_ttl_beta)
+    segments = _check_cache_control(body, betas, require_ttl_beta)
+    if not count_tokens:
+        _check_context_window(segments, models, model)
+    return segments
 
 
 def validate_batch(body: Any) -> list[tuple[str, Mapping[str, Any]]]:
@@ -140,6 +145,19 @@ def _check_max_tokens(body: Mapping[str, Any], models: ModelTable, model: str) -
         raise invalid_request(
             f"max_tokens: {value} > {info.max_tokens}, which is the maximum allowed number of "
             f"output tokens for {model}"
+        )
+
+
+def _check_context_window(segments: list[Segment], models: ModelTable, model: str) -> None:
+    """The prompt's tokens (the fake's count) against the model's ``max_input_tokens``, as
+    the API refuses a prompt longer than the context window; count_tokens still counts it."""
+    info = models.get(model)
+    if info is None or info.max_input_tokens is None:
+        return
+    tokens = count_input_tokens(segments)
+    if tokens > info.max_input_tokens:
+        raise invalid_request(
+            f"prompt is too long: {tokens} tokens > {info.max_input_tokens} maximum"
         )
 
 
