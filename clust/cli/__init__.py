@@ -1,8 +1,9 @@
 """The ``clust`` command (``python -m clust`` works too).
 
 Subcommands: ``chat`` (an interactive, stored, resumable chat), ``conversations``
-(list, show, export, delete), ``usage`` (tokens, cost and cache savings), ``db``
-(``upgrade`` / ``current``: the schema) and ``demo`` (everything, offline).
+(list, show, export, delete), ``usage`` (tokens, cost and cache savings), ``batches``
+(list, status, collect: Message Batches of many conversations), ``db`` (``upgrade`` /
+``current``: the schema) and ``demo`` (everything, offline).
 
 The database of ``chat``, ``conversations`` and ``usage`` is ``--db URL``, else
 ``$CLUST_DATABASE_URL``, else an SQLite file in the user's data directory, created
@@ -17,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from clust.cli import chat, conversations, db, demo, usage
+from clust.cli import batches, chat, conversations, db, demo, usage
 from clust.cli.common import CliError, data_dir, one_line
 
 __all__ = ["main"]
@@ -25,7 +26,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     epilog = (
-        "database (chat, conversations, usage): --db URL, else $CLUST_DATABASE_URL, else "
+        "database (chat, conversations, usage, batches): --db URL, else $CLUST_DATABASE_URL, else "
         f"{data_dir() / 'clust.db'} (SQLite, created on first use). URLs: "
         "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname "
         "(pip install 'clust[postgres]')."
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_parser(commands)
     conversations.add_parser(commands)
     usage.add_parser(commands)
+    batches.add_parser(commands)
     db.add_parser(commands)
     return parser
 

@@ -117,12 +117,17 @@ class CachePolicy:
     Attributes:
         system_ttl: TTL of the breakpoint on the last tools/system block, or ``None``.
         history_ttl: TTL of the moving breakpoint on the newest turn, or ``None``.
+        explain_misses: send ``diagnostics.previous_message_id`` (the previous reply's
+            id) so the API says why a turn missed the cache; the reason is kept in
+            the turn's usage row.
 
-    ``CachePolicy.off()`` (or ``conversation.cache = None``) places nothing.
+    ``CachePolicy.off()`` (or ``conversation.cache = None``) places nothing and asks
+    for no diagnostics.
     """
 
     system_ttl: Ttl | None = "5m"
     history_ttl: Ttl | None = "5m"
+    explain_misses: bool = True
 
     def __post_init__(self) -> None:
         for name in ("system_ttl", "history_ttl"):
@@ -133,7 +138,7 @@ class CachePolicy:
     @classmethod
     def off(cls) -> CachePolicy:
         """A policy that places no marker."""
-        return cls(system_ttl=None, history_ttl=None)
+        return cls(system_ttl=None, history_ttl=None, explain_misses=False)
 
     @property
     def enabled(self) -> bool:
@@ -168,8 +173,9 @@ class CachePolicy:
             user += [((0, i, 0), ttl) for ttl in markers_of(tool)]
         for i, block in enumerate(system_blocks):
             user += [((1, i, 0), ttl) for ttl in markers_of(block)]
-        for m, ttls in enumerate(earlier_markers[:newest]):
-            user += [((2, m, 0), ttl) for ttl in ttls]
+        if any(earlier_markers[:newest]):  # long histories rarely hold markers of their own
+            for m, ttls in enumerate(earlier_markers[:newest]):
+                user += [((2, m, 0), ttl) for ttl in ttls]
         content = last.get("content")
         blocks: list[Any] = (
             [{"type": "text", "text": content}]

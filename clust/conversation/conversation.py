@@ -14,7 +14,7 @@ import anyio.to_thread
 
 from clust.conversation.caching import CachePolicy
 from clust.conversation.history import History, RequestHead, user_wire
-from clust.conversation.records import UsageTotals
+from clust.conversation.records import TurnUsage, UsageTotals
 from clust.conversation.turns import (
     Turn,
     abort_turn,
@@ -24,8 +24,23 @@ from clust.conversation.turns import (
     renew_turn,
     sync_history,
 )
-from clust.messages.errors import ConversationBusy
+from clust.conversation.window import (
+    Fit,
+    Plan,
+    RaiseOnOverflow,
+    Summarize,
+    TruncationStrategy,
+    WindowState,
+    adrive,
+    current,
+    drive,
+    fit,
+    load_summary,
+    refuse_turn,
+)
+from clust.messages.errors import ContextWindowExceeded, ConversationBusy, PendingTurn
 from clust.messages.message import Message, MessageContent
+from clust.protocol.request import RequestSpec, count_tokens_request_for
 from clust.store import repository as rows
 
 if TYPE_CHECKING:
@@ -36,11 +51,14 @@ if TYPE_CHECKING:
     from clust.conversation.loop import Approve, OnStep, RunResult
     from clust.conversation.streams import AsyncConversationStream, ConversationStream
     from clust.messages.response import MessagesResponseBody
+    from clust.messages.tokens import TokenCount
     from clust.usage.budget import Spending
+    from clust.usage.pricing import PriceTable
 
 __all__ = ["CallOptions", "Conversation"]
 
 _DEFAULT_CACHE = CachePolicy()
+_DEFAULT_TRUNCATION = RaiseOnOverflow()
 _POLL = 0.05  # seconds between lease checks when a send waits for a busy conversation
 
 
@@ -63,6 +81,9 @@ class Conversation:
     send stores no reply and leaves the user turn pending: ``retry``/``aretry``
     resend it. One send may be in flight per conversation, across processes: another
     raises :class:`~clust.messages.ConversationBusy` (or waits ``wait`` seconds).
+    Each request is held to the model's context window first (``truncation``, see
+    :mod:`clust.conversation.window`): by default one that would not fit raises
+    :class:`~clust.messages.ContextWindowExceeded` before anything is sent.
 
     Attributes are the stored row: ``id``, ``title``, ``model``, ``max_tokens``,
     ``system``/``tools`` (wire JSON), ``params`` (the other request defaults),
@@ -77,8 +98,15 @@ class Conversation:
         lease: timedelta,
         spending: Spending | None = None,
         cache: CachePolicy | None = _DEFAULT_CACHE,
+        prices: PriceTable | None = None,
+        truncation: TruncationStrategy | None = _DEFAULT_TRUNCATION,
     ) -> None:
         self._engine = engine
+        self.truncation: TruncationStrategy | None = truncation
+        """What to do when a request would not fit the model's context window
+        (:mod:`clust.conversation.window`); ``None``: no check."""
+        self._window = WindowState()
+        self._prices = prices
         self.cache: CachePolicy | None = cache
         """Automatic cache breakpoints added to each request (not stored); ``None``: none."""
         self._lease = lease
@@ -129,7 +157,8 @@ class Conversation:
 
     @property
     def history(self) -> list[Message]:
-        """The turns, oldest first, as typed messages (read from the store if needed)."""
+        """Every stored turn, oldest first, as typed messages (read from the store if
+        needed); a truncation strategy leaves turns out of requests, never out of this."""
         self._load()
         return self._history.messages()
 
@@ -149,9 +178,24 @@ class Conversation:
             self.refresh()
 
     def usage(self) -> UsageTotals:
-        """Token counts summed over every reply of this conversation."""
+        """Token counts summed over every request of this conversation, how many read
+        from the prompt cache (``cache_hits``, ``cache_hit_ratio``), and the cost and
+        what caching saved, in USD at the store's prices."""
+        from clust.usage.report import usage_report
+
         with self._engine.connect() as connection, connection.begin():
-            return UsageTotals.from_mapping(rows.usage_totals(connection, self.id))
+            counts = rows.usage_totals(connection, self.id)
+            (priced,) = usage_report(connection, conversation_id=self.id, prices=self._prices)
+        return UsageTotals.from_mapping(
+            counts, cost=priced.cost, cache_savings=priced.cache_savings
+        )
+
+    def usage_by_turn(self) -> list[TurnUsage]:
+        """One entry per request, oldest first: its tokens, whether it read from the
+        prompt cache, and why it missed when the API said (see :class:`TurnUsage`)."""
+        with self._engine.connect() as connection, connection.begin():
+            found = rows.load_usage(connection, self.id)
+        return [TurnUsage.from_row(row._mapping) for row in found]
 
     def discard_pending(self) -> None:
         """Drop a pending user turn (after a failed send) instead of retrying it."""
@@ -311,6 +355,62 @@ class Conversation:
         options = CallOptions(betas, extra_headers, timeout, max_retries)
         return AsyncConversationStream(self, client, wire, head, options, wait)
 
+    # -- the context window ---------------------------------------------------------------
+
+    def count_tokens(
+        self,
+        client: Client,
+        content: MessageContent | Message | None = None,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> TokenCount:
+        """Count the input tokens of the request :meth:`send` would make next (POST
+        /v1/messages/count_tokens): the stored history with ``content`` as the new user
+        turn (``None``: the history as it is, e.g. a pending turn :meth:`retry` resends),
+        the overrides as :meth:`send` takes them, and the turns the truncation strategy
+        sends now (its cut, or its summary). Nothing is stored, no strategy decision is
+        taken (a new cut or summary is made by a send that needs one).
+
+        Raises:
+            PendingTurn: ``content`` was given but the last turn still waits for its reply.
+        """
+        wire = None if content is None else user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        spec = self._count_request(wire, head, options)
+        return client._count_tokens_from_spec(spec, timeout, max_retries)
+
+    async def acount_tokens(
+        self,
+        client: AsyncClient,
+        content: MessageContent | Message | None = None,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> TokenCount:
+        """:meth:`count_tokens` for :class:`~clust.AsyncClient` (database reads run in a
+        worker thread)."""
+        wire = None if content is None else user_wire(content)
+        head = self._head_for(model, max_tokens, system, tools, params)
+        options = CallOptions(betas, extra_headers, timeout, max_retries)
+        spec = await anyio.to_thread.run_sync(self._count_request, wire, head, options)
+        return await client._count_tokens_from_spec(spec, timeout, max_retries)
+
     # -- the tool loop ----------------------------------------------------------------------
 
     def run(
@@ -438,7 +538,15 @@ class Conversation:
         )
 
     def _try_begin(self, wire: bytes | None, resume: bool = False) -> Turn:
-        return begin_turn(self._engine, self.id, self._history, wire, self._lease, resume=resume)
+        return begin_turn(
+            self._engine,
+            self.id,
+            self._history,
+            wire,
+            self._lease,
+            resume=resume,
+            reply_id=self.cache is not None and self.cache.explain_misses,
+        )
 
     def _begin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
         """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
@@ -469,6 +577,7 @@ class Conversation:
         except BaseException:
             self._abort(turn)
             raise
+        self._window.replied(response, len(self._history.wires[-1]))
 
     def _renew(self, turn: Turn) -> None:
         """Extend the lease of a long stream (a lost lease shows at finish)."""
@@ -484,6 +593,87 @@ class Conversation:
         latency_ms = 0 if started is None else round((time.monotonic() - started) * 1000)
         abort_turn(self._engine, turn, billed, latency_ms)
 
+    def _count_request(
+        self, wire: bytes | None, head: RequestHead, options: CallOptions
+    ) -> RequestSpec:
+        """The count_tokens request of what a send of ``wire`` would send now."""
+        self.refresh()
+        if wire is not None and self._history.last_role == "user":
+            raise PendingTurn(self.id, len(self._history) - 1)
+        state = self._window
+        if isinstance(self.truncation, Summarize) and not state.summary_loaded:
+            state.summary = load_summary(self._engine, self.id)
+            state.summary_loaded = True
+        start, lead, _ = current(self.truncation, state, self._history)
+        view = self._history.window(start, lead, then=wire)
+        spec = view.request(
+            head,
+            stream=False,
+            betas=options.betas,
+            extra_headers=options.extra_headers,
+            cache=self.cache,
+        )
+        return count_tokens_request_for(spec)
+
+    def _fit(self, head: RequestHead, options: CallOptions) -> Plan[Fit]:
+        """The truncation strategy's plan for this turn's request (the turn is begun)."""
+
+        def build(view: History, request_head: RequestHead) -> RequestSpec:
+            return view.request(
+                request_head,
+                stream=False,
+                betas=options.betas,
+                extra_headers=options.extra_headers,
+                cache=self.cache,
+            )
+
+        return fit(
+            self.truncation,
+            self._window,
+            self._history,
+            head,
+            build,
+            engine=self._engine,
+            conversation_id=self.id,
+        )
+
+    def _request(
+        self, chosen: Fit, head: RequestHead, options: CallOptions, stream: bool
+    ) -> RequestSpec:
+        spec = chosen.view.request(
+            head,
+            stream=stream,
+            betas=options.betas,
+            extra_headers=options.extra_headers,
+            cache=self.cache,
+        )
+        self._window.sending(head, chosen, len(self._history), spec)
+        return spec
+
+    def _prepare(
+        self, client: Client, head: RequestHead, options: CallOptions, *, stream: bool
+    ) -> RequestSpec:
+        """The request of the begun turn, after the truncation strategy (which may count
+        tokens, or summarize, with ``client``).
+
+        Raises:
+            ContextWindowExceeded: it does not fit and the strategy cannot make it.
+        """
+        chosen = drive(self._fit(head, options), client, options)
+        return self._request(chosen, head, options, stream)
+
+    async def _aprepare(
+        self, client: AsyncClient, head: RequestHead, options: CallOptions, *, stream: bool
+    ) -> RequestSpec:
+        """:meth:`_prepare` with an async client (database work in worker threads)."""
+        chosen = await adrive(self._fit(head, options), client, options)
+        return self._request(chosen, head, options, stream)
+
+    def _refuse(self, turn: Turn, *, new_turn: bool) -> None:
+        """Release a turn the strategy refused; the user turn it stored is removed."""
+        drop_from = turn.reply_position - 1 if new_turn else None
+        refuse_turn(self._engine, self.id, turn.holder, drop_from, self._history)
+
     def _exchange(
         self,
         client: Client,
@@ -497,14 +687,11 @@ class Conversation:
         turn = self._begin(wire, wait, resume)
         started = time.monotonic()
         try:
-            spec = self._history.request(
-                head,
-                stream=False,
-                betas=options.betas,
-                extra_headers=options.extra_headers,
-                cache=self.cache,
-            )
+            spec = self._prepare(client, head, options, stream=False)
             response = client._create_from_spec(spec, options.timeout, options.max_retries)
+        except ContextWindowExceeded:
+            self._refuse(turn, new_turn=wire is not None)
+            raise
         except BaseException:
             self._abort(turn)
             raise
@@ -524,14 +711,13 @@ class Conversation:
         turn = await self._abegin(wire, wait, resume)
         started = time.monotonic()
         try:
-            spec = self._history.request(
-                head,
-                stream=False,
-                betas=options.betas,
-                extra_headers=options.extra_headers,
-                cache=self.cache,
-            )
+            spec = await self._aprepare(client, head, options, stream=False)
             response = await client._create_from_spec(spec, options.timeout, options.max_retries)
+        except ContextWindowExceeded:
+            with anyio.CancelScope(shield=True):
+                refuse = partial(self._refuse, turn, new_turn=wire is not None)
+                await anyio.to_thread.run_sync(refuse)
+            raise
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._abort, turn)

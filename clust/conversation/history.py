@@ -20,7 +20,7 @@ from clust.messages.request import MessagesRequestBody
 from clust.messages.response import MessagesResponseBody
 from clust.protocol.request import RequestSpec, spliced_message_request, wire_has_one_hour
 
-__all__ = ["History", "RequestHead", "assistant_wire", "user_wire"]
+__all__ = ["History", "RequestHead", "assistant_wire", "merged_user_wire", "user_wire"]
 
 # Fields the conversation decides itself: never taken from defaults or overrides.
 _RESERVED = frozenset({"messages", "stream"})
@@ -50,6 +50,22 @@ def assistant_wire(response: MessagesResponseBody) -> bytes:
         for block in response.content
     )
     return b'{"role":"assistant","content":[' + blocks + b"]}"
+
+
+def _blocks(content: Any) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content) if isinstance(content, list) else []
+
+
+def merged_user_wire(lead: bytes, wire: bytes) -> bytes:
+    """One user message: the blocks of ``lead`` then those of ``wire`` (both user turns;
+    string content becomes a text block). The API would merge two consecutive user
+    turns the same way; one message keeps the request's turns alternating."""
+    first = json.loads(lead)
+    second = json.loads(wire)
+    merged = {**second, "content": _blocks(first.get("content")) + _blocks(second.get("content"))}
+    return _dumps(merged).encode()
 
 
 def one_hour_in(wire: bytes) -> bool:
@@ -139,7 +155,7 @@ def _invalid_field(error: ValidationError, fields: Mapping[str, Any]) -> Invalid
 class History:
     """The turns of one conversation as wire JSON (UTF-8 bytes), in position order."""
 
-    __slots__ = ("_markers", "_one_hour_turns", "roles", "wires")
+    __slots__ = ("_markers", "_one_hour_turns", "last_reply", "roles", "wires")
 
     def __init__(self) -> None:
         self.wires: list[bytes] = []
@@ -147,6 +163,9 @@ class History:
         self._one_hour_turns = 0
         # The TTLs of the user's own cache markers in each turn (for the cache policy).
         self._markers: list[tuple[str, ...]] = []
+        self.last_reply: tuple[int, str | None] | None = None
+        """(position, message id) of the newest assistant turn whose id is known: the
+        next request's ``diagnostics.previous_message_id``."""
 
     def __len__(self) -> int:
         return len(self.wires)
@@ -175,7 +194,25 @@ class History:
         del self.wires[length:]
         del self.roles[length:]
         del self._markers[length:]
+        if self.last_reply is not None and self.last_reply[0] >= length:
+            self.last_reply = None
         self._one_hour_turns = sum(1 for wire in self.wires if one_hour_in(wire))
+
+    @property
+    def newest_reply(self) -> int | None:
+        """The position of the newest assistant turn, or ``None``."""
+        roles = self.roles
+        for position in range(len(roles) - 1, -1, -1):
+            if roles[position] == "assistant":
+                return position
+        return None
+
+    def _previous_id(self) -> str | None:
+        """The newest reply's message id, if it is known (see :attr:`last_reply`)."""
+        known = self.last_reply
+        if known is None or known[1] is None:
+            return None
+        return known[1] if known[0] == self.newest_reply else None
 
     @property
     def last_role(self) -> str | None:
@@ -185,6 +222,30 @@ class History:
     def messages(self) -> list[Message]:
         """The turns as typed messages (parsed on each call)."""
         return [Message.model_validate_json(wire) for wire in self.wires]
+
+    def window(self, start: int, lead: bytes | None = None, then: bytes | None = None) -> History:
+        """The turns from position ``start`` on, as a history of their own: what a
+        context-window strategy sends (:mod:`clust.conversation.window`).
+
+        ``lead`` (a user message's JSON: a summary of the turns before ``start``) is
+        merged into the first of them, a user turn, as one user message; ``then`` is a
+        user turn appended (not stored: to count a request before sending it). The
+        turns' bytes are shared; only the first is re-encoded, and only when merged.
+        """
+        if start == 0 and lead is None and then is None:
+            return self
+        view = History()
+        view.wires = self.wires[start:]
+        view.roles = self.roles[start:]
+        view._markers = self._markers[start:]
+        view._one_hour_turns = sum(1 for ttls in view._markers if "1h" in ttls)
+        if self.last_reply is not None and self.last_reply[0] >= start:
+            view.last_reply = (self.last_reply[0] - start, self.last_reply[1])
+        if lead is not None and view.wires:
+            view.wires[0] = merged_user_wire(lead, view.wires[0])
+        if then is not None:
+            view.append("user", then)
+        return view
 
     def request(
         self,
@@ -196,19 +257,24 @@ class History:
         cache: CachePolicy | None = None,
     ) -> RequestSpec:
         """The request for the next reply: ``head`` with every turn spliced in, and the
-        automatic breakpoints of ``cache`` added to the request only (never stored)."""
+        automatic breakpoints of ``cache`` added to the request only (never stored).
+
+        When ``cache`` explains misses and the newest reply's id is known, the request
+        asks for ``diagnostics`` (``previous_message_id``), unless the head sets them.
+        """
         one_hour = head.one_hour or self._one_hour_turns > 0
         head_json: bytes = head.json
         wires: Sequence[bytes] = self.wires
-        placement = (
-            cache.place(head.wire, head.json, self.wires, self._markers)
-            if cache is not None
-            else None
-        )
-        if placement is not None:
-            head_json = placement.head
-            wires = [*self.wires[:-1], placement.last]
-            one_hour = one_hour or placement.one_hour
+        if cache is not None:
+            placement = cache.place(head.wire, head.json, self.wires, self._markers)
+            if placement is not None:
+                head_json = placement.head
+                wires = [*self.wires[:-1], placement.last]
+                one_hour = one_hour or placement.one_hour
+            if cache.explain_misses and "diagnostics" not in head.wire:
+                previous = self._previous_id()
+                if previous is not None:
+                    head_json = _with_diagnostics(head_json, previous)
         return spliced_message_request(
             head_json,
             wires,
@@ -217,3 +283,9 @@ class History:
             betas=betas,
             extra_headers=extra_headers,
         )
+
+
+def _with_diagnostics(head_json: bytes, previous_id: str) -> bytes:
+    """``head_json`` asking why the cache missed since the reply ``previous_id``."""
+    field = b',"diagnostics":{"previous_message_id":%s}}' % _dumps(previous_id).encode()
+    return head_json[:-1] + field

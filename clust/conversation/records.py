@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from clust.messages.response import MessagesResponseBody
 
-__all__ = ["UsageTotals", "usage_values"]
+__all__ = ["TurnUsage", "UsageTotals", "usage_values"]
 
 
 def usage_values(
@@ -30,6 +32,8 @@ def usage_values(
     one_hour = split.ephemeral_1h_input_tokens if split is not None else 0
     five_minutes = split.ephemeral_5m_input_tokens if split is not None else creation
     servers = usage.server_tool_use
+    diagnostics = response.diagnostics
+    miss = diagnostics.cache_miss_reason if diagnostics is not None else None
     return {
         "conversation_id": conversation_id,
         "message_position": position,
@@ -49,12 +53,21 @@ def usage_values(
         "started_at": started_at,
         "finished_at": finished_at,
         "outcome": outcome,
+        "message_id": response.id or None,
+        "cache_miss_reason": miss.type if miss is not None else None,
+        "cache_missed_input_tokens": miss.cache_missed_input_tokens if miss is not None else None,
     }
 
 
 @dataclass(frozen=True)
 class UsageTotals:
-    """Token counts summed over requests (a conversation's, or any group's)."""
+    """Token counts summed over requests (a conversation's, or any group's).
+
+    ``cache_hits`` counts the requests that read from the prompt cache; ``cost`` and
+    ``cache_savings`` are in USD at the store's prices (``None`` when a model had no
+    price, or when the totals were not priced); :attr:`cache_hit_ratio` is the share of
+    prompt tokens read from the cache.
+    """
 
     requests: int = 0
     input_tokens: int = 0
@@ -65,13 +78,81 @@ class UsageTotals:
     cache_read_input_tokens: int = 0
     web_search_requests: int = 0
     web_fetch_requests: int = 0
+    cache_hits: int = 0
+    cost: Decimal | None = None
+    cache_savings: Decimal | None = None
 
     @property
     def total_input_tokens(self) -> int:
         """Every prompt token: uncached, written to the cache, and read from it."""
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
 
+    @property
+    def cache_hit_ratio(self) -> float:
+        """Cache reads / every prompt token (0.0 when there was no input)."""
+        total = self.total_input_tokens
+        return self.cache_read_input_tokens / total if total else 0.0
+
     @classmethod
-    def from_mapping(cls, values: dict[str, int]) -> UsageTotals:
-        """Totals from a mapping with (at least) the field names as keys."""
-        return cls(**{field.name: int(values.get(field.name, 0)) for field in fields(cls)})
+    def from_mapping(
+        cls,
+        values: Mapping[str, int],
+        *,
+        cost: Decimal | None = None,
+        cache_savings: Decimal | None = None,
+    ) -> UsageTotals:
+        """Totals from a mapping with (at least) the token fields' names as keys."""
+        counts = {name: int(values.get(name, 0)) for name in _COUNTS}
+        return cls(**counts, cost=cost, cache_savings=cache_savings)
+
+
+_COUNTS = tuple(f.name for f in fields(UsageTotals) if f.name not in ("cost", "cache_savings"))
+
+
+@dataclass(frozen=True)
+class TurnUsage:
+    """What one request of a conversation used, from its usage row.
+
+    Attributes:
+        position: the stored reply's position (``None``: a billed attempt that stored
+            no turn, ``outcome`` "interrupted").
+        message_id: the reply's message id.
+        model, request_id, stop_reason, service_tier: as the API reported them.
+        input_tokens, output_tokens, cache_creation_5m_input_tokens,
+            cache_creation_1h_input_tokens, cache_read_input_tokens: token counts.
+        cache_miss_reason: why the prompt cache missed since the previous reply, as
+            the API explained it (``diagnostics.cache_miss_reason.type``: e.g.
+            ``"system_changed"``, ``"messages_changed"``), or ``None``.
+        cache_missed_input_tokens: the tokens that miss cost, when given.
+        latency_ms, started_at, finished_at: timing of the request.
+        outcome: ``"reply"`` or ``"interrupted"``.
+    """
+
+    position: int | None
+    message_id: str | None
+    model: str
+    request_id: str | None
+    stop_reason: str | None
+    service_tier: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_creation_5m_input_tokens: int
+    cache_creation_1h_input_tokens: int
+    cache_read_input_tokens: int
+    cache_miss_reason: str | None
+    cache_missed_input_tokens: int | None
+    latency_ms: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether the request read anything from the prompt cache."""
+        return self.cache_read_input_tokens > 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> TurnUsage:
+        """The entry of a ``clust_usage`` row."""
+        values = {f.name: row[f.name] for f in fields(cls) if f.name != "position"}
+        return cls(position=row["message_position"], **values)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,7 @@ from clust.conversation.caching import CachePolicy
 from clust.conversation.conversation import Conversation
 from clust.conversation.history import RequestHead
 from clust.conversation.turns import utcnow
+from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
 from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
 from clust.store import repository as rows
 from clust.store.engine import WRITE, make_engine
@@ -22,9 +23,17 @@ from clust.store.migrate import upgrade as upgrade_schema
 from clust.usage.budget import Budget, Spending
 from clust.usage.pricing import PriceTable
 
+if TYPE_CHECKING:
+    from clust.client import AsyncClient, Client
+    from clust.client._settings import TimeoutTypes
+    from clust.conversation.batching import BatchCollection, StoredBatch
+    from clust.messages.batches import MessageBatch
+    from clust.messages.message import Message, MessageContent
+
 __all__ = ["Store"]
 
 _DEFAULT_CACHE = CachePolicy()
+_DEFAULT_TRUNCATION = RaiseOnOverflow()
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -49,11 +58,19 @@ class Store:
         budgets: spending limits (:class:`~clust.usage.Budget`) checked before every
             request of this store's conversations; one that would be passed raises
             :class:`~clust.messages.BudgetExceeded` and nothing is sent or stored.
-        prices: the prices budgets are counted with (default: the shipped list prices).
+        prices: the prices budgets and ``conversation.usage()`` costs are counted with
+            (default: the shipped list prices).
         cache: the automatic cache breakpoints of this store's conversations
             (:class:`~clust.conversation.CachePolicy`, default on; ``None`` places none).
             Each conversation's ``cache`` attribute can replace it; markers are added
             to requests only, never to the stored history.
+        truncation: what this store's conversations do when a request would not fit
+            the model's context window (:mod:`clust.conversation.window`): by default
+            :class:`~clust.conversation.RaiseOnOverflow` raises
+            :class:`~clust.messages.ContextWindowExceeded`;
+            :class:`~clust.conversation.DropOldest` and
+            :class:`~clust.conversation.Summarize` send fewer turns (stored turns stay);
+            ``None`` checks nothing. Each conversation's ``truncation`` can replace it.
     """
 
     def __init__(
@@ -67,6 +84,7 @@ class Store:
         budgets: Sequence[Budget] = (),
         prices: PriceTable | None = None,
         cache: CachePolicy | None = _DEFAULT_CACHE,
+        truncation: TruncationStrategy | None = _DEFAULT_TRUNCATION,
     ) -> None:
         if (url is None) == (engine is None):
             raise InvalidParameter("url", url, "exactly one of url= or engine=")
@@ -78,6 +96,8 @@ class Store:
         )
         self._lease = timedelta(seconds=lease_seconds)
         self._cache = cache
+        self._truncation = truncation
+        self._prices = prices
         self._spending = (
             Spending(tuple(budgets), prices or PriceTable.default()) if budgets else None
         )
@@ -116,7 +136,13 @@ class Store:
 
     def _conversation(self, row: Mapping[str, Any]) -> Conversation:
         return Conversation(
-            self._engine, row, lease=self._lease, spending=self._spending, cache=self._cache
+            self._engine,
+            row,
+            lease=self._lease,
+            spending=self._spending,
+            cache=self._cache,
+            prices=self._prices,
+            truncation=self._truncation,
         )
 
     def create_conversation(
@@ -175,9 +201,7 @@ class Store:
             rows.insert_conversation(connection, values)
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
-        conversation = Conversation(
-            self._engine, values, lease=self._lease, spending=self._spending, cache=self._cache
-        )
+        conversation = self._conversation(values)
         conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation
 
@@ -191,13 +215,7 @@ class Store:
             row = rows.get_conversation(connection, conversation_id)
         if row is None:
             raise ConversationNotFound(conversation_id)
-        return Conversation(
-            self._engine,
-            dict(row._mapping),
-            lease=self._lease,
-            spending=self._spending,
-            cache=self._cache,
-        )
+        return self._conversation(dict(row._mapping))
 
     def list_conversations(
         self,
@@ -227,16 +245,7 @@ class Store:
             stale = not found and after is not None
             if stale and rows.get_conversation(connection, str(after)) is None:
                 raise ConversationNotFound(str(after))  # a stale cursor, not an empty page
-        return [
-            Conversation(
-                self._engine,
-                dict(row._mapping),
-                lease=self._lease,
-                spending=self._spending,
-                cache=self._cache,
-            )
-            for row in found
-        ]
+        return [self._conversation(dict(row._mapping)) for row in found]
 
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and its turns (usage rows stay, detached).
@@ -298,3 +307,179 @@ class Store:
         from clust.conversation.exchange import import_document
 
         return import_document(self, document, keep_id=keep_id)
+
+    # -- message batches -----------------------------------------------------------------
+
+    def batch_send(
+        self,
+        client: Client,
+        requests: Iterable[tuple[Conversation | str, MessageContent | Message | None]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> StoredBatch:
+        """Send the next turn of many conversations as one Message Batch (half price).
+
+        Each ``(conversation, content)`` pair adds ``content`` as a user turn, as
+        :meth:`Conversation.send` would (``content=None`` resends a pending turn, as
+        ``retry`` would), and the requests go out in one batch. The batch and its
+        turns are recorded before it is sent, so any process can collect it later with
+        :meth:`collect_batch` (:meth:`open_batches` lists what is left to collect).
+        Until then each turn is pending and its conversation refuses other turns
+        (:class:`~clust.messages.TurnInBatch`). The overrides apply to every request.
+
+        Raises (nothing is stored, nothing sent):
+            InvalidParameter: no pairs or more than 100,000, a conversation twice or of
+                another store, bad content or override.
+            ConversationNotFound / ConversationBusy / PendingTurn / TurnInBatch /
+                NothingToRetry / BudgetExceeded / ContextWindowExceeded: a conversation
+                cannot take the turn.
+            ApiError / ClientError: the create request failed; every turn was taken
+                back (the batch is kept as ``failed``, with the error).
+        """
+        from clust.conversation.batching import Overrides, submit
+
+        return submit(
+            self._engine,
+            self._lease,
+            client,
+            requests,
+            self.get_conversation,
+            overrides=Overrides(model, max_tokens, system, tools, params),
+            betas=betas,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    async def abatch_send(
+        self,
+        client: AsyncClient,
+        requests: Iterable[tuple[Conversation | str, MessageContent | Message | None]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: Any = None,
+        tools: Sequence[Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        betas: Iterable[str] | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> StoredBatch:
+        """:meth:`batch_send` with an :class:`~clust.AsyncClient` (the database work
+        runs in a worker thread)."""
+        from clust.conversation.batching import Overrides, asubmit
+
+        return await asubmit(
+            self._engine,
+            self._lease,
+            client,
+            requests,
+            self.get_conversation,
+            overrides=Overrides(model, max_tokens, system, tools, params),
+            betas=betas,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    def collect_batch(
+        self,
+        client: Client,
+        batch: StoredBatch | str,
+        *,
+        wait: bool = False,
+        poll_interval: float | None = None,
+        max_interval: float | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[MessageBatch], object] | None = None,
+    ) -> BatchCollection:
+        """Store the replies of a batch sent by :meth:`batch_send`, once it has ended.
+
+        ``batch`` is a :class:`~clust.conversation.batching.StoredBatch`, its id or the
+        API's batch id. Results are streamed (constant memory); each reply is stored
+        with its usage row (``service_tier`` ``"batch"``: priced at the batch
+        discount) in its conversation. Errored, expired and canceled requests leave
+        their user turn pending for ``retry``. Collecting again stores nothing twice.
+
+        With ``wait`` the batch is polled until it ends (``poll_interval``,
+        ``max_interval``, ``timeout`` and ``on_progress`` as for
+        ``client.wait_for_message_batch``); without, a batch still processing is
+        left alone (the result says ``ended=False``).
+
+        Raises:
+            StoreError: no such batch in this store, or one that was never created.
+            BatchWaitTimeout: ``wait`` gave up after ``timeout`` seconds.
+        """
+        from clust.conversation.batching import WaitOptions, collect
+
+        waiting = WaitOptions(wait, poll_interval, max_interval, timeout, on_progress)
+        return collect(self._engine, client, _batch_key(batch), waiting)
+
+    async def acollect_batch(
+        self,
+        client: AsyncClient,
+        batch: StoredBatch | str,
+        *,
+        wait: bool = False,
+        poll_interval: float | None = None,
+        max_interval: float | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[MessageBatch], object] | None = None,
+    ) -> BatchCollection:
+        """:meth:`collect_batch` with an :class:`~clust.AsyncClient` (``on_progress``
+        may be a coroutine function)."""
+        from clust.conversation.batching import WaitOptions, acollect
+
+        waiting = WaitOptions(wait, poll_interval, max_interval, timeout, on_progress)
+        return await acollect(self._engine, client, _batch_key(batch), waiting)
+
+    def get_batch(self, batch: str) -> StoredBatch:
+        """A batch sent from this store, by its id or the API's batch id, as last seen.
+
+        Raises:
+            StoreError: no such batch in this store.
+        """
+        from clust.conversation.batching import load
+
+        return load(self._engine, batch)
+
+    def batch_status(self, client: Client, batch: StoredBatch | str) -> StoredBatch:
+        """:meth:`get_batch` with its status and request counts read from the API."""
+        from clust.conversation.batching import refresh
+
+        return refresh(self._engine, client, _batch_key(batch))
+
+    async def abatch_status(self, client: AsyncClient, batch: StoredBatch | str) -> StoredBatch:
+        """:meth:`batch_status` with an :class:`~clust.AsyncClient`."""
+        from clust.conversation.batching import arefresh
+
+        return await arefresh(self._engine, client, _batch_key(batch))
+
+    def batches(self, *, limit: int = 50, state: str | None = None) -> list[StoredBatch]:
+        """Batches sent from this store, newest first (``limit`` 1..1000); only those
+        stored in ``state`` (``submitting``, which includes the ``abandoned`` ones,
+        ``submitted``, ``collected`` or ``failed``) if given."""
+        from clust.conversation.batching import listing
+
+        if state is not None and state not in ("submitting", "submitted", "collected", "failed"):
+            raise InvalidParameter(
+                "state", state, "'submitting', 'submitted', 'collected' or 'failed'"
+            )
+        return listing(self._engine, limit=limit, states=None if state is None else [state])
+
+    def open_batches(self) -> list[StoredBatch]:
+        """The batches whose results are still to be stored (``submitted``), oldest
+        first: what a restarted process passes to :meth:`collect_batch`."""
+        from clust.conversation.batching import listing
+
+        found = listing(self._engine, limit=1000, states=["submitted"])
+        return found[::-1]
+
+
+def _batch_key(batch: StoredBatch | str) -> str:
+    return batch if isinstance(batch, str) else batch.id

@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 
 from clust.client.streaming import atext_deltas, text_deltas
+from clust.messages.errors import ContextWindowExceeded
 from clust.messages.events import StreamEvent
 from clust.messages.response import MessagesResponseBody
 
@@ -96,13 +97,7 @@ class ConversationStream:
         turn = conversation._begin(self._wire, self._wait)
         started = time.monotonic()
         try:
-            spec = conversation._history.request(
-                self._head,
-                stream=True,
-                betas=self._options.betas,
-                extra_headers=self._options.extra_headers,
-                cache=conversation.cache,
-            )
+            spec = conversation._prepare(self._client, self._head, self._options, stream=True)
             with self._client._stream_from_spec(
                 spec, self._options.timeout, self._options.max_retries
             ) as stream:
@@ -115,6 +110,9 @@ class ConversationStream:
                         conversation._renew(turn)
                         renew_at = time.monotonic() + renew_every
                 final = stream.get_final_message()
+        except ContextWindowExceeded:
+            conversation._refuse(turn, new_turn=self._wire is not None)
+            raise
         except BaseException as failure:
             conversation._abort(turn, _billed(failure, self._stream), started)
             raise
@@ -204,12 +202,8 @@ class AsyncConversationStream:
         turn = await conversation._abegin(self._wire, self._wait)
         started = time.monotonic()
         try:
-            spec = conversation._history.request(
-                self._head,
-                stream=True,
-                betas=self._options.betas,
-                extra_headers=self._options.extra_headers,
-                cache=conversation.cache,
+            spec = await conversation._aprepare(
+                self._client, self._head, self._options, stream=True
             )
             async with self._client._stream_from_spec(
                 spec, self._options.timeout, self._options.max_retries
@@ -223,6 +217,11 @@ class AsyncConversationStream:
                         await anyio.to_thread.run_sync(conversation._renew, turn)
                         renew_at = time.monotonic() + renew_every
                 final = await stream.get_final_message()
+        except ContextWindowExceeded:
+            with anyio.CancelScope(shield=True):
+                refuse = partial(conversation._refuse, turn, new_turn=self._wire is not None)
+                await anyio.to_thread.run_sync(refuse)
+            raise
         except BaseException as failure:
             with anyio.CancelScope(shield=True):
                 billed = _billed(failure, self._stream)

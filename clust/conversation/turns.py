@@ -13,11 +13,18 @@ A turn is two short write transactions around the HTTP call, never one long one:
    it, and then ``finish`` finds its lease gone and stores nothing either.
 2. ``finish``: check the lease is still ours and release it, insert the assistant
    turn and its usage row. Or ``abort``: release the lease, store nothing.
+
+On PostgreSQL each step is, in the common case, one statement (data-modifying CTEs)
+run in autocommit: all or nothing by itself, it needs no BEGIN and COMMIT round trips.
+``begin`` takes that path only when the history held is current and has no pending
+turn; anything else (busy, stale, gone) falls back to the general transaction, which
+tells which.
 """
 
 from __future__ import annotations
 
 import secrets
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -33,8 +40,10 @@ from clust.messages.errors import (
     NothingToRetry,
     PendingTurn,
     StoreError,
+    TurnInBatch,
 )
 from clust.messages.response import MessagesResponseBody
+from clust.store import batches as batch_rows
 from clust.store import repository as rows
 from clust.store.engine import WRITE
 
@@ -88,6 +97,16 @@ def sync_history(connection: Connection, conversation_id: str, history: History)
     history.extend(*rows.load_turns(connection, conversation_id))
 
 
+def _refuse_if_in_batch(
+    connection: Connection, conversation_id: str, position: int, now: datetime
+) -> None:
+    """Raise :class:`TurnInBatch` if the pending turn at ``position`` waits in an open
+    Message Batch (asked only when a turn is pending: never on a plain send)."""
+    batch_id = batch_rows.open_batch_of(connection, conversation_id, position, now)
+    if batch_id is not None:
+        raise TurnInBatch(conversation_id, position, batch_id)
+
+
 def _claim(
     connection: Connection, conversation_id: str, holder: str, now: datetime, lease: timedelta
 ) -> datetime | None:
@@ -110,9 +129,12 @@ def begin_turn(
     lease: timedelta,
     *,
     resume: bool = False,
+    reply_id: bool = False,
 ) -> Turn:
     """Claim the conversation and store the user turn (``None``: resend the pending one,
     or with ``resume`` send the history as it is, to continue a ``pause_turn`` reply).
+    With ``reply_id``, the newest reply's message id is read too if ``history`` does
+    not know it (for ``diagnostics.previous_message_id``).
 
     Raises:
         ConversationBusy: another send holds the conversation.
@@ -120,6 +142,12 @@ def begin_turn(
         NothingToRetry: no turn was given and none is pending.
     """
     holder = secrets.token_hex(16)
+    if user_wire is not None and history.last_role != "user" and _one_statement(engine):
+        turn = _begin_in_one_statement(
+            engine, conversation_id, history, user_wire, lease, holder, reply_id
+        )
+        if turn is not None:
+            return turn
     count = 0 if user_wire is None else 1
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
@@ -145,6 +173,8 @@ def begin_turn(
                     f"but the next position is {position}"
                 )
         pending = history.last_role == "user"
+        if pending:
+            _refuse_if_in_batch(connection, conversation_id, position - 1, now)
         if user_wire is None:
             if not pending and not (resume and history.last_role == "assistant"):
                 raise NothingToRetry(
@@ -154,9 +184,59 @@ def begin_turn(
             if pending:
                 raise PendingTurn(conversation_id, position - 1)
             rows.insert_messages(connection, conversation_id, position, [("user", user_wire)], now)
+        if reply_id:
+            _learn_reply_id(connection, conversation_id, history)
     if user_wire is not None:
         history.append("user", user_wire)
     return Turn(conversation_id, holder, len(history), now)
+
+
+def _transaction(connection: Connection) -> AbstractContextManager[object]:
+    """A transaction, unless ``connection`` autocommits (one statement, atomic alone)."""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return nullcontext()
+    return connection.begin()
+
+
+def _one_statement(engine: Engine) -> bool:
+    """Whether the turn's writes go as single autocommitted statements (PostgreSQL:
+    each saves the BEGIN and COMMIT round trips; SQLite runs in process)."""
+    return engine.dialect.name == "postgresql"
+
+
+def _begin_in_one_statement(
+    engine: Engine,
+    conversation_id: str,
+    history: History,
+    user_wire: bytes,
+    lease: timedelta,
+    holder: str,
+    reply_id: bool,
+) -> Turn | None:
+    """The common case in one statement: ``history`` is current and has no pending
+    turn, the conversation is free. ``None``: not so (busy, stale history, gone): the
+    caller takes the general path, which tells which."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        now = utcnow()
+        claimed, stored = rows.begin_user_turn_pg(
+            connection, conversation_id, holder, now, now + lease, len(history), user_wire
+        )
+        if not stored:
+            if claimed:
+                rows.release_lease(connection, conversation_id, holder)
+            return None
+        if reply_id:
+            _learn_reply_id(connection, conversation_id, history)
+    history.append("user", user_wire)
+    return Turn(conversation_id, holder, len(history), now)
+
+
+def _learn_reply_id(connection: Connection, conversation_id: str, history: History) -> None:
+    """Read the newest reply's message id if ``history`` does not know it yet."""
+    newest = history.newest_reply
+    known = history.last_reply
+    if newest is not None and (known is None or known[0] != newest):
+        history.last_reply = (newest, rows.reply_message_id(connection, conversation_id, newest))
 
 
 def finish_turn(
@@ -173,7 +253,8 @@ def finish_turn(
             nothing is stored (the reply would not follow the turn it answers).
     """
     wire = assistant_wire(response)
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    options = {"isolation_level": "AUTOCOMMIT"} if _one_statement(engine) else WRITE
+    with engine.connect().execution_options(**options) as connection, _transaction(connection):
         now = utcnow()
         values = usage_values(
             response,
@@ -194,6 +275,7 @@ def finish_turn(
         if not stored:
             raise ConversationBusy(turn.conversation_id)
     history.append("assistant", wire)
+    history.last_reply = (turn.reply_position, response.id or None)
 
 
 def abort_turn(
@@ -236,6 +318,7 @@ def discard_pending(
         sync_history(connection, conversation_id, history)
         if history.last_role == "user":
             position = len(history) - 1
+            _refuse_if_in_batch(connection, conversation_id, position, now)
             rows.delete_messages_from(connection, conversation_id, position)
             history.truncate(position)
         rows.release_lease(connection, conversation_id, holder)

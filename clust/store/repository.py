@@ -28,6 +28,7 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -40,10 +41,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from clust.store.schema import ConversationRow, LeaseRow, MessageRow, ToolCallRow, UsageRow
+from clust.store.schema import (
+    ConversationRow,
+    LeaseRow,
+    MessageRow,
+    SummaryRow,
+    ToolCallRow,
+    UsageRow,
+)
 
 __all__ = [
     "acquire_lease",
+    "begin_user_turn_pg",
     "claim_and_take",
     "delete_conversation",
     "delete_messages_from",
@@ -51,8 +60,10 @@ __all__ = [
     "get_conversation",
     "insert_conversation",
     "insert_messages",
+    "insert_summary",
     "insert_tool_calls",
     "insert_usage",
+    "latest_summary",
     "list_conversations",
     "load_tool_calls",
     "load_turns",
@@ -60,6 +71,7 @@ __all__ = [
     "metadata_matches",
     "release_lease",
     "renew_lease",
+    "reply_message_id",
     "start_tool_call",
     "stop_reason_at",
     "store_reply",
@@ -300,7 +312,12 @@ _USAGE_COLUMNS = (
     "started_at",
     "finished_at",
     "outcome",
+    "message_id",
+    "cache_miss_reason",
+    "cache_missed_input_tokens",
 )
+# Columns a usage row may lack (exports written before they existed).
+_OPTIONAL_USAGE = frozenset({"message_id", "cache_miss_reason", "cache_missed_input_tokens"})
 _INSERT_USAGE = _Sql(
     f"INSERT INTO clust_usage ({', '.join(_USAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + name for name in _USAGE_COLUMNS)})"
@@ -309,18 +326,33 @@ _INSERT_USAGE = _Sql(
 
 def insert_usage(connection: Connection, values: Mapping[str, Any]) -> None:
     """Record what one request cost (``values`` keyed by column name)."""
-    params = {name: values[name] for name in _USAGE_COLUMNS}
+    params = {
+        name: values.get(name) if name in _OPTIONAL_USAGE else values[name]
+        for name in _USAGE_COLUMNS
+    }
     params["started_at"] = _time(connection, values["started_at"])
     params["finished_at"] = _time(connection, values["finished_at"])
     _INSERT_USAGE.run(connection, params).close()
 
 
+_REPLY_ID = _Sql(
+    """SELECT message_id FROM clust_usage
+    WHERE conversation_id = :id AND message_position = :position AND outcome = 'reply'"""
+)
+
+
+def reply_message_id(connection: Connection, conversation_id: str, position: int) -> str | None:
+    """The message id of the reply stored at ``position`` (``None``: not recorded)."""
+    cursor = _REPLY_ID.run(connection, {"id": conversation_id, "position": position})
+    row = cursor.fetchone()
+    cursor.close()
+    return None if row is None else row[0]
+
+
 def load_usage(connection: Connection, conversation_id: str) -> Sequence[Row[Any]]:
-    """The usage rows of a conversation, oldest first."""
+    """The usage rows of a conversation, in the order they were recorded."""
     return connection.execute(
-        select(usage)
-        .where(usage.c.conversation_id == conversation_id)
-        .order_by(usage.c.message_position)
+        select(usage).where(usage.c.conversation_id == conversation_id).order_by(usage.c.id)
     ).all()
 
 
@@ -337,11 +369,13 @@ _TOTALLED = (
 
 
 def usage_totals(connection: Connection, conversation_id: str) -> dict[str, int]:
-    """Sums of every token count of a conversation, and ``requests``."""
+    """Sums of every token count of a conversation, ``requests``, and ``cache_hits``
+    (requests that read from the prompt cache)."""
     row = connection.execute(
         select(
             func.count().label("requests"),
             *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in _TOTALLED),
+            func.count(case((usage.c.cache_read_input_tokens > 0, 1))).label("cache_hits"),
         ).where(usage.c.conversation_id == conversation_id)
     ).one()
     return {name: int(value) for name, value in row._mapping.items()}
@@ -522,12 +556,11 @@ _STORE_REPLY_PG = _Sql(
         RETURNING conversation_id
     ), moved AS (
         UPDATE clust_conversations SET next_position = next_position + 1, updated_at = :now
-        WHERE id IN (SELECT conversation_id FROM released)
+        WHERE id IN (SELECT conversation_id FROM released) AND next_position = :expected
         RETURNING next_position - 1 AS position
     ), message AS (
         INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
         SELECT :conversation_id, position, 'assistant', :wire, :now FROM moved
-        WHERE position = :expected
         RETURNING position
     )
     INSERT INTO clust_usage ({", ".join(_USAGE_COLUMNS)})
@@ -549,8 +582,10 @@ def store_reply(
     """Release ``holder``'s lease, store the assistant turn at ``expected_position`` and
     its usage row; ``False`` (the caller rolls back) if the lease or position was lost.
 
-    On PostgreSQL this is one statement (data-modifying CTEs): a turn's commit is
-    mostly round trips there. SQLite runs in process and takes the plain statements.
+    On PostgreSQL this is one statement (data-modifying CTEs), all or nothing even
+    outside a transaction (a lost position stores nothing; at most the lease goes),
+    so the caller may run it in autocommit: a turn's commit is mostly round trips
+    there. SQLite runs in process and takes the plain statements.
     """
     conversation_id = usage_values["conversation_id"]
     if connection.dialect.name == "postgresql":
@@ -594,6 +629,61 @@ _CLAIM_AND_TAKE_PG = _Sql(
 )
 
 
+_BEGIN_TURN_PG = _Sql(
+    """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+    claimed AS (
+        INSERT INTO clust_leases (conversation_id, holder, expires_at)
+        SELECT id, :holder, :expires_at FROM clust_conversations
+        WHERE id = :id AND next_position = :expected
+        ON CONFLICT (conversation_id) DO UPDATE
+        SET holder = excluded.holder, expires_at = excluded.expires_at
+        WHERE clust_leases.expires_at <= :now
+        RETURNING holder
+    ), moved AS (
+        UPDATE clust_conversations SET next_position = next_position + 1, updated_at = :now
+        WHERE id = :id AND next_position = :expected AND EXISTS (SELECT 1 FROM claimed)
+        RETURNING next_position - 1 AS position
+    ), inserted AS (
+        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
+        SELECT :id, position, 'user', :wire, :now FROM moved
+        RETURNING position
+    )
+    SELECT (SELECT setting FROM relaxed), (SELECT holder FROM claimed),
+        (SELECT position FROM inserted)"""
+)
+
+
+def begin_user_turn_pg(
+    connection: Connection,
+    conversation_id: str,
+    holder: str,
+    now: datetime,
+    expires_at: datetime,
+    expected_position: int,
+    wire: bytes,
+) -> tuple[bool, bool]:
+    """PostgreSQL, in one statement: take the lease and store the user turn at
+    ``expected_position``, only if that is the next position (the caller's history is
+    current). Returns ``(claimed, stored)``; ``(True, False)`` means the lease was
+    taken but the position moved in between, and the caller gives it back.
+
+    Everything or nothing else, so it may run in autocommit (one round trip, and its
+    commit does not wait for the WAL flush: see :func:`claim_and_take`).
+    """
+    params = {
+        "id": conversation_id,
+        "holder": holder,
+        "expires_at": expires_at,
+        "now": now,
+        "expected": expected_position,
+        "wire": wire.decode(),
+    }
+    cursor = _BEGIN_TURN_PG.run(connection, params)
+    _, claimed, position = cursor.fetchone()
+    cursor.close()
+    return claimed is not None, position is not None
+
+
 def claim_and_take(
     connection: Connection,
     conversation_id: str,
@@ -632,3 +722,42 @@ def claim_and_take(
         cursor.close()
         return (_read_time(row[0]) if row is not None else expires_at), None
     return None, None if next_position is None else int(next_position) - count
+
+
+# -- summaries of older turns (context-window strategy ``Summarize``) ---------------------
+
+summaries = cast(Table, SummaryRow.__table__)
+
+
+def latest_summary(connection: Connection, conversation_id: str) -> tuple[int, str] | None:
+    """The newest summary of a conversation, the one with the highest
+    ``through_position``: ``(through_position, wire)``, or ``None``."""
+    row = connection.execute(
+        select(summaries.c.through_position, summaries.c.wire)
+        .where(summaries.c.conversation_id == conversation_id)
+        .order_by(summaries.c.through_position.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def insert_summary(
+    connection: Connection,
+    conversation_id: str,
+    through_position: int,
+    wire: str,
+    model: str,
+    now: datetime,
+) -> bool:
+    """Store a summary of the turns before ``through_position``; ``False`` (nothing
+    written) when that conversation already has one through the same position."""
+    values = {
+        "conversation_id": conversation_id,
+        "through_position": through_position,
+        "wire": wire,
+        "model": model,
+        "created_at": now,
+    }
+    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    result = connection.execute(dialect_insert(summaries).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)

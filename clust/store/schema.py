@@ -21,6 +21,10 @@ test runs autogenerate against both databases and expects no difference).
 - ``clust_tool_calls``: every tool call Claude asked for, its status (pending,
   running, succeeded, failed), input, result and attempts: what lets a tool loop
   pick up after a crash without running a completed tool twice.
+- ``clust_batches`` / ``clust_batch_items``: Message Batches sent by
+  ``Store.batch_send``: the batch (our id, the API's id once known, state, the counts
+  last seen) and one item per conversation (its ``custom_id`` and the position of the
+  user turn it answers), so a restarted process collects the results.
 
 Tables are prefixed ``clust_`` so the store can share a database with an application.
 """
@@ -49,6 +53,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "BatchItemRow",
+    "BatchRow",
     "ConversationRow",
     "LeaseRow",
     "MessageRow",
@@ -245,3 +251,73 @@ class SummaryRow(Base):
     wire: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class BatchRow(Base):
+    """A Message Batch that advances many conversations (``Store.batch_send``).
+
+    ``state``: ``submitting`` (turns and items recorded, the create request not yet
+    answered), ``submitted`` (``api_id`` known, results not yet stored), ``collected``,
+    or ``failed`` (the batch was never created; its turns were taken back).
+    """
+
+    __tablename__ = "clust_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The API's batch id (msgbatch_...), once the create request has answered.
+    api_id: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    # While submitting: the batch's claim on its conversations runs out then (a
+    # submitter that died leaves pending turns that retry() may resend afterwards).
+    claim_expires_at: Mapped[datetime | None]
+    request_count: Mapped[int] = mapped_column(Integer)
+    # The API's processing_status and request_counts, as last seen.
+    processing_status: Mapped[str | None] = mapped_column(String(32))
+    processing: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer)
+    errored: Mapped[int] = mapped_column(Integer)
+    canceled: Mapped[int] = mapped_column(Integer)
+    expired: Mapped[int] = mapped_column(Integer)
+    # Why the create request failed (state "failed").
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_clust_batches_api_id", "api_id", unique=True),
+        # open batches (state "submitted") and the listing, newest first
+        Index("ix_clust_batches_state_created", "state", "created_at"),
+        Index("ix_clust_batches_created", "created_at"),
+    )
+
+
+class BatchItemRow(Base):
+    """One conversation's turn in a batch, and what became of it.
+
+    ``state``: ``open`` until its result is stored, then ``succeeded`` (the reply is at
+    ``reply_position``), ``errored``, ``expired``, ``canceled`` (the user turn stays
+    pending for ``retry``), ``skipped`` (the conversation was deleted or moved on), or
+    ``missing`` (the ended batch had no result for it).
+    """
+
+    __tablename__ = "clust_batch_items"
+
+    batch_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("clust_batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    custom_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("clust_conversations.id", ondelete="SET NULL")
+    )
+    # The user turn the item sends (its reply goes to position + 1).
+    position: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    reply_position: Mapped[int | None] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_clust_batch_items_conversation", "conversation_id", "position"),)

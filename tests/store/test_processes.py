@@ -406,6 +406,8 @@ def test_resume_in_another_process_sends_history_byte_for_byte(db_url: str) -> N
     # System prompt and tools went out from process B with the same values (their bytes:
     # see test_resumed_request_head_is_byte_identical).
     first_fields, b_fields = top_level_spans(requests[0].raw), top_level_spans(requests[3].raw)
+    # Process B asks why the cache missed since A's last reply (its id read from the store).
+    diagnostics = json.loads(b_fields.pop("diagnostics"))
     assert first_fields.keys() == b_fields.keys()
     for field in ("model", "max_tokens"):
         assert b_fields[field] == first_fields[field], field
@@ -421,6 +423,8 @@ def test_resume_in_another_process_sends_history_byte_for_byte(db_url: str) -> N
         assert [wire.encode("utf-8") for _, _, wire in stored[:7]] == first_sent
         assert text_of(stored[7][2]) == [{"type": "text", "text": "Merci, à demain 👋"}]
         assert usage_positions(store, created["id"]) == [1, 3, 5, 7]
+        a_last_reply = store.get_conversation(created["id"]).usage_by_turn()[2]
+        assert diagnostics == {"previous_message_id": a_last_reply.message_id}
 
 
 def test_resumed_request_head_is_byte_identical(
@@ -440,6 +444,9 @@ def test_resumed_request_head_is_byte_identical(
     )
     first, resumed = (top_level_spans(r.raw) for r in message_requests(fake))
     del first["messages"], resumed["messages"]
+    # The one field added: which reply the cache-miss diagnostics compare with.
+    assert "diagnostics" not in first
+    assert json.loads(resumed.pop("diagnostics"))["previous_message_id"].startswith("msg_")
     for field in ("system", "tools"):
         assert resumed[field] == first[field], field
     schema = json.loads(resumed["tools"])[0]["input_schema"]

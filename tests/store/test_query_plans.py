@@ -267,6 +267,10 @@ CASES: dict[str, tuple[Callable[[Connection], object], list[Expect]]] = {
         lambda c: rows.usage_totals(c, TARGET),
         [Expect({("clust_usage", "ix_clust_usage_conversation")})],
     ),
+    "reply_message_id": (
+        lambda c: rows.reply_message_id(c, TARGET, 1),
+        [Expect({("clust_usage", "ix_clust_usage_conversation")})],
+    ),
     "list_conversations": (
         lambda c: rows.list_conversations(c, limit=50, after=None, metadata=None),
         [Expect({("clust_conversations", "ix_clust_conversations_created")}, ordered_walk=True)],

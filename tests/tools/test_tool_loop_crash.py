@@ -277,7 +277,11 @@ class KillPlan:
 
 
 def _without_cache_control(value: Any) -> Any:
+    """``value`` without cache markers; string content as the one text block the cache
+    policy turns it into when it marks that turn."""
     if isinstance(value, dict):
+        if isinstance(value.get("content"), str) and "role" in value:
+            value = {**value, "content": [{"type": "text", "text": value["content"]}]}
         return {k: _without_cache_control(v) for k, v in value.items() if k != "cache_control"}
     if isinstance(value, list):
         return [_without_cache_control(item) for item in value]
