@@ -12,6 +12,8 @@ BENCHMARKS = [
     "benchmarks.bench_sse_decoder",
     "benchmarks.bench_store",
     "benchmarks.bench_usage",
+    "benchmarks.bench_batches",
+    "benchmarks.bench_cache",
 ]
 
 
