@@ -15,7 +15,6 @@ becomes an ``UnknownBatchResult`` that keeps every field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -53,12 +52,13 @@ MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 """The largest create body (256 MB)."""
 
-_CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_CUSTOM_ID_ALLOWED = "1 to 64 characters of A-Z a-z 0-9 _ -"
+# The API states no format beyond "a string" (older references gave 1-64 characters of
+# A-Z a-z 0-9 _ -, unverified): the server is left to judge, only emptiness is refused.
+_CUSTOM_ID_ALLOWED = "a non-empty string"
 
 
 def _check_custom_id(field: str, value: object) -> str:
-    if not isinstance(value, str) or _CUSTOM_ID.fullmatch(value) is None:
+    if not isinstance(value, str) or not value:
         raise InvalidParameter(field, value, _CUSTOM_ID_ALLOWED)
     return value
 
@@ -141,7 +141,7 @@ def _coerce(index: int, item: object) -> BatchRequest:
 
 def check_custom_ids(custom_ids: Sequence[str]) -> None:
     """Check the ids of a whole batch: 1 to :data:`MAX_BATCH_REQUESTS` of them, each
-    well-formed and used once. Raises ``InvalidParameter`` naming the first bad one."""
+    a non-empty string used once. Raises ``InvalidParameter`` naming the first bad one."""
     if not custom_ids:
         raise InvalidParameter("requests", [], f"1 to {MAX_BATCH_REQUESTS:,} requests")
     if len(custom_ids) > MAX_BATCH_REQUESTS:
