@@ -401,8 +401,10 @@ def test_create_is_validated_before_the_network(
 
 def test_batch_request_checks_itself() -> None:
     with pytest.raises(InvalidParameter) as caught:
-        BatchRequest("bad id!", GOOD)
+        BatchRequest("", GOOD)
     assert caught.value.field == "custom_id"
+    # The format is the API's to judge (it states none): only emptiness is refused here.
+    assert BatchRequest("any id, even this one!", GOOD).custom_id == "any id, even this one!"
     request = BatchRequest(custom_id="ok", params=GOOD)
     assert request.to_wire() == {"custom_id": "ok", "params": GOOD_WIRE}
 
@@ -473,7 +475,8 @@ def test_create_from_wire_splices_the_bytes(client: Client, fake: FakeClaude) ->
         client._create_batch_from_wire([("w-1", first), ("w-1", first)])
     assert caught.value.field == "requests[1].custom_id"
     with pytest.raises(InvalidParameter) as caught:
-        client._create_batch_from_wire([("w 1", first)])
+        client._create_batch_from_wire([("", first)])
+    assert caught.value.field == "requests[0].custom_id"
     with pytest.raises(InvalidParameter) as caught:
         client._create_batch_from_wire([("w1", b"[1, 2]")])
     assert caught.value.field == "requests[0].params"
