@@ -240,10 +240,21 @@ _LOAD_TURNS = _Sql(
     WHERE conversation_id = :id AND position >= :start ORDER BY position LIMIT :limit"""
 )
 _LOAD_TURNS_PG = _Sql(
-    """SELECT role, convert_to(wire, 'UTF8') FROM clust_messages
+    """SELECT role, wire FROM clust_messages
     WHERE conversation_id = :id AND position >= :start ORDER BY position LIMIT :limit"""
 )
 _CHUNK = 4096  # rows per read: large enough to be cheap, small enough for an index scan
+
+
+def _raw_text_cursor(dbapi: Any) -> Any:
+    """A binary psycopg cursor that hands ``text`` columns over as their UTF-8 bytes
+    (``wire``; ``role`` is a varchar and stays a string): no decoding in the client, no
+    conversion in the server."""
+    from psycopg.types.string import ByteaBinaryLoader
+
+    cursor = dbapi.cursor(binary=True)
+    cursor.adapters.register_loader("text", ByteaBinaryLoader)
+    return cursor
 
 
 def load_turns(
@@ -251,21 +262,23 @@ def load_turns(
 ) -> tuple[list[str], list[bytes]]:
     """Roles and wire JSON (UTF-8 bytes) of the turns from position ``start``, in order.
 
-    On PostgreSQL the rows come through a binary psycopg cursor: the text protocol
-    would send the bytes hex-encoded, and decoding 12 MB of hex costs more than
-    reading it (this one statement bypasses SQLAlchemy's execution events).
+    The rows come through the driver's own cursor (this one statement bypasses
+    SQLAlchemy's execution events): tuples unpack faster than result rows, and on
+    PostgreSQL a binary cursor that takes ``wire`` as the bytes it is stored as (see
+    :func:`_raw_text_cursor`).
     """
     postgres = connection.dialect.name == "postgresql"
     roles: list[str] = []
     wires: list[bytes] = []
     while True:
         params = {"id": conversation_id, "start": start, "limit": _CHUNK}
+        dbapi = connection.connection.dbapi_connection
         if postgres:
-            dbapi = connection.connection.dbapi_connection
-            cursor = dbapi.cursor(binary=True)  # type: ignore[union-attr]
+            cursor = _raw_text_cursor(dbapi)
             cursor.execute(_LOAD_TURNS_PG.pyformat, params)
-        else:
-            cursor = _LOAD_TURNS.run(connection, params)
+        else:  # plain tuples: SQLAlchemy rows cost more to unpack than to read
+            cursor = dbapi.cursor()  # type: ignore[union-attr]
+            cursor.execute(_LOAD_TURNS.named, params)
         rows = cursor.fetchall()
         cursor.close()
         if not rows:
