@@ -42,6 +42,7 @@ from clust.messages.errors import ContextWindowExceeded, ConversationBusy, Pendi
 from clust.messages.message import Message, MessageContent
 from clust.protocol.request import RequestSpec, count_tokens_request_for
 from clust.store import repository as rows
+from clust.store.engine import reading
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -170,7 +171,7 @@ class Conversation:
 
     def refresh(self) -> None:
         """Read turns other processes added since this object last looked."""
-        with self._engine.connect() as connection, connection.begin():
+        with reading(self._engine) as connection:
             sync_history(connection, self.id, self._history)
 
     def _load(self) -> None:

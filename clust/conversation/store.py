@@ -17,7 +17,7 @@ from clust.conversation.turns import utcnow
 from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
 from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
 from clust.store import repository as rows
-from clust.store.engine import WRITE, make_engine
+from clust.store.engine import WRITE, make_engine, reading
 from clust.store.migrate import is_current
 from clust.store.migrate import upgrade as upgrade_schema
 from clust.usage.budget import Budget, Spending
@@ -211,7 +211,7 @@ class Store:
         Raises:
             ConversationNotFound: no conversation has this id.
         """
-        with self._engine.connect() as connection, connection.begin():
+        with reading(self._engine) as connection:
             row = rows.get_conversation(connection, conversation_id)
         if row is None:
             raise ConversationNotFound(conversation_id)

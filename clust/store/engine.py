@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["WRITE", "make_engine"]
+__all__ = ["WRITE", "make_engine", "reading"]
 
 WRITE = {"clust_write": True}
 """Execution options of a connection whose transaction will write."""
@@ -75,3 +77,17 @@ def _use_wal(cursor: Any, busy_timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a short read. On PostgreSQL it autocommits: under READ
+    COMMITTED each statement sees its own snapshot whether or not a transaction wraps
+    them, and BEGIN and COMMIT would cost two round trips. On SQLite (in process) the
+    statements share one transaction, and so one snapshot."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with engine.connect() as connection, connection.begin():
+            yield connection
