@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["WRITE", "make_engine", "reading"]
 
@@ -52,10 +53,15 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) 
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("clust_write"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
+        write = connection.get_execution_options().get("clust_write")
+        # Straight to sqlite3: a statement with no result, on every transaction.
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        try:
+            connection.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as error:  # "database is locked" past the busy timeout
+            raise DBAPIError.instance(
+                statement, {}, error, sqlite3.Error, dialect=connection.dialect
+            ) from error
 
     return engine
 

@@ -18,7 +18,9 @@ without a decode and re-encode, in chunks that keep every read an index range sc
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -40,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from clust.store.schema import (
     ConversationRow,
@@ -166,9 +169,42 @@ class _Sql:
     def run(
         self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> Any:
-        """Execute as driver SQL (SQLAlchemy's events and logging still see it)."""
-        postgres = connection.dialect.name == "postgresql"
-        return connection.exec_driver_sql(self.pyformat if postgres else self.named, params)
+        """Execute as driver SQL; the result is a cursor (``fetchone``, ``rowcount``).
+
+        On SQLite, when nothing listens (no cursor-execute event, no SQL logging), the
+        statement goes straight to sqlite3 in the connection's transaction: a turn is
+        nine statements, and SQLAlchemy's per-statement work is most of its time there.
+        """
+        if connection.dialect.name == "postgresql":
+            return connection.exec_driver_sql(self.pyformat, params)
+        if _watched(connection):
+            return connection.exec_driver_sql(self.named, params)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if isinstance(params, Mapping):
+                cursor.execute(self.named, params)
+            else:
+                cursor.executemany(self.named, params)
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it (IntegrityError, ...)
+            cursor.close()
+            raise DBAPIError.instance(
+                self.named, params, error, sqlite3.Error, dialect=connection.dialect
+            ) from error
+        return cursor
+
+
+_SQL_LOG = logging.getLogger("sqlalchemy.engine.Engine")
+
+
+def _watched(connection: Connection) -> bool:
+    """Whether SQLAlchemy's events or SQL logging should see this connection's statements."""
+    dispatch = connection.dispatch
+    return bool(
+        dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or connection.engine.echo
+        or _SQL_LOG.isEnabledFor(logging.INFO)
+    )
 
 
 def _time(connection: Connection, value: datetime) -> Any:
