@@ -607,26 +607,13 @@ class Conversation:
             state.summary_loaded = True
         start, lead, _ = current(self.truncation, state, self._history)
         view = self._history.window(start, lead, then=wire)
-        spec = view.request(
-            head,
-            stream=False,
-            betas=options.betas,
-            extra_headers=options.extra_headers,
-            cache=self.cache,
-        )
-        return count_tokens_request_for(spec)
+        return count_tokens_request_for(self._build(view, head, options, stream=False))
 
     def _fit(self, head: RequestHead, options: CallOptions) -> Plan[Fit]:
         """The truncation strategy's plan for this turn's request (the turn is begun)."""
 
         def build(view: History, request_head: RequestHead) -> RequestSpec:
-            return view.request(
-                request_head,
-                stream=False,
-                betas=options.betas,
-                extra_headers=options.extra_headers,
-                cache=self.cache,
-            )
+            return self._build(view, request_head, options, stream=False)
 
         return fit(
             self.truncation,
@@ -638,16 +625,23 @@ class Conversation:
             conversation_id=self.id,
         )
 
-    def _request(
-        self, chosen: Fit, head: RequestHead, options: CallOptions, stream: bool
+    def _build(
+        self, view: History, head: RequestHead, options: CallOptions, *, stream: bool
     ) -> RequestSpec:
-        spec = chosen.view.request(
+        """The message request of ``view`` (turns as sent) with this call's options and
+        the conversation's cache policy."""
+        return view.request(
             head,
             stream=stream,
             betas=options.betas,
             extra_headers=options.extra_headers,
             cache=self.cache,
         )
+
+    def _request(
+        self, chosen: Fit, head: RequestHead, options: CallOptions, stream: bool
+    ) -> RequestSpec:
+        spec = self._build(chosen.view, head, options, stream=stream)
         self._window.sending(head, chosen, len(self._history), spec)
         return spec
 

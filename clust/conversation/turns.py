@@ -24,7 +24,6 @@ tells which.
 from __future__ import annotations
 
 import secrets
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -45,7 +44,7 @@ from clust.messages.errors import (
 from clust.messages.response import MessagesResponseBody
 from clust.store import batches as batch_rows
 from clust.store import repository as rows
-from clust.store.engine import WRITE
+from clust.store.engine import WRITE, writing
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -191,13 +190,6 @@ def begin_turn(
     return Turn(conversation_id, holder, len(history), now)
 
 
-def _transaction(connection: Connection) -> AbstractContextManager[object]:
-    """A transaction, unless ``connection`` autocommits (one statement, atomic alone)."""
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        return nullcontext()
-    return connection.begin()
-
-
 def _one_statement(engine: Engine) -> bool:
     """Whether the turn's writes go as single autocommitted statements (PostgreSQL:
     each saves the BEGIN and COMMIT round trips; SQLite runs in process)."""
@@ -216,7 +208,7 @@ def _begin_in_one_statement(
     """The common case in one statement: ``history`` is current and has no pending
     turn, the conversation is free. ``None``: not so (busy, stale history, gone): the
     caller takes the general path, which tells which."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with writing(engine) as connection:
         now = utcnow()
         claimed, stored = rows.begin_user_turn_pg(
             connection, conversation_id, holder, now, now + lease, len(history), user_wire
@@ -253,8 +245,7 @@ def finish_turn(
             nothing is stored (the reply would not follow the turn it answers).
     """
     wire = assistant_wire(response)
-    options = {"isolation_level": "AUTOCOMMIT"} if _one_statement(engine) else WRITE
-    with engine.connect().execution_options(**options) as connection, _transaction(connection):
+    with writing(engine) as connection:
         now = utcnow()
         values = usage_values(
             response,

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["WRITE", "make_engine", "reading"]
+__all__ = ["WRITE", "make_engine", "reading", "writing"]
 
 WRITE = {"clust_write": True}
 """Execution options of a connection whose transaction will write."""
@@ -91,9 +91,25 @@ def reading(engine: Engine) -> Iterator[Connection]:
     COMMITTED each statement sees its own snapshot whether or not a transaction wraps
     them, and BEGIN and COMMIT would cost two round trips. On SQLite (in process) the
     statements share one transaction, and so one snapshot."""
+    with _short(engine, write=False) as connection:
+        yield connection
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A connection for a write that is one statement on PostgreSQL, atomic by itself
+    (data-modifying CTEs), so it autocommits and saves BEGIN and COMMIT; on SQLite a
+    ``BEGIN IMMEDIATE`` transaction around its several statements."""
+    with _short(engine, write=True) as connection:
+        yield connection
+
+
+@contextmanager
+def _short(engine: Engine, *, write: bool) -> Iterator[Connection]:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
-    else:
-        with engine.connect() as connection, connection.begin():
-            yield connection
+        return
+    options = WRITE if write else {}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection

@@ -298,23 +298,20 @@ def load_turns(
 ) -> tuple[list[str], list[bytes]]:
     """Roles and wire JSON (UTF-8 bytes) of the turns from position ``start``, in order.
 
-    The rows come through the driver's own cursor (this one statement bypasses
-    SQLAlchemy's execution events): tuples unpack faster than result rows, and on
-    PostgreSQL a binary cursor that takes ``wire`` as the bytes it is stored as (see
-    :func:`_raw_text_cursor`).
+    On PostgreSQL the rows come through a binary psycopg cursor that takes ``wire``
+    as the bytes it is stored as (see :func:`_raw_text_cursor`); that one statement
+    bypasses SQLAlchemy's execution events.
     """
     postgres = connection.dialect.name == "postgresql"
     roles: list[str] = []
     wires: list[bytes] = []
     while True:
         params = {"id": conversation_id, "start": start, "limit": _CHUNK}
-        dbapi = connection.connection.dbapi_connection
         if postgres:
-            cursor = _raw_text_cursor(dbapi)
+            cursor = _raw_text_cursor(connection.connection.dbapi_connection)
             cursor.execute(_LOAD_TURNS_PG.pyformat, params)
-        else:  # plain tuples: SQLAlchemy rows cost more to unpack than to read
-            cursor = dbapi.cursor()  # type: ignore[union-attr]
-            cursor.execute(_LOAD_TURNS.named, params)
+        else:
+            cursor = _LOAD_TURNS.run(connection, params)
         rows = cursor.fetchall()
         cursor.close()
         if not rows:
