@@ -40,8 +40,9 @@ from typing import Any, Literal
 
 from clust.messages.claude_models import model_limits
 from clust.messages.errors import InvalidParameter
+from clust.protocol.markers import cache_ttls, marker_ttl
 
-__all__ = ["DEFAULT_MIN_CACHEABLE_TOKENS", "CachePolicy", "Placement", "markers_of"]
+__all__ = ["DEFAULT_MIN_CACHEABLE_TOKENS", "CachePolicy", "Placement"]
 
 DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 MAX_BREAKPOINTS = 4
@@ -55,31 +56,6 @@ _TOP_LEVEL: _Position = (3, 0, 0)
 
 def _dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _ttl(marker: object) -> str:
-    ttl = marker.get("ttl") if isinstance(marker, Mapping) else None
-    return ttl if isinstance(ttl, str) else "5m"
-
-
-def markers_of(value: object) -> tuple[str, ...]:
-    """The TTLs of every ``cache_control`` in JSON data, in document order."""
-    found: list[str] = []
-
-    def walk(item: object) -> None:
-        if isinstance(item, Mapping):
-            marker = item.get("cache_control")
-            nested = [v for k, v in item.items() if k != "cache_control"]
-            for child in nested:
-                walk(child)
-            if isinstance(marker, Mapping):
-                found.append(_ttl(marker))
-        elif isinstance(item, list):
-            for child in item:
-                walk(child)
-
-    walk(value)
-    return tuple(found)
 
 
 def _can_carry(block: object) -> bool:
@@ -170,9 +146,9 @@ class CachePolicy:
             [{"type": "text", "text": system}] if isinstance(system, str) else system or []
         )
         for i, tool in enumerate(tools):
-            user += [((0, i, 0), ttl) for ttl in markers_of(tool)]
+            user += [((0, i, 0), ttl) for ttl in cache_ttls(tool)]
         for i, block in enumerate(system_blocks):
-            user += [((1, i, 0), ttl) for ttl in markers_of(block)]
+            user += [((1, i, 0), ttl) for ttl in cache_ttls(block)]
         if any(earlier_markers[:newest]):  # long histories rarely hold markers of their own
             for m, ttls in enumerate(earlier_markers[:newest]):
                 user += [((2, m, 0), ttl) for ttl in ttls]
@@ -183,10 +159,10 @@ class CachePolicy:
             else (content if isinstance(content, list) else [])
         )
         for b, block in enumerate(blocks):
-            user += [((2, newest, b), ttl) for ttl in markers_of(block)]
+            user += [((2, newest, b), ttl) for ttl in cache_ttls(block)]
         top = head.get("cache_control")
         if isinstance(top, Mapping):
-            user.append((_TOP_LEVEL, _ttl(top)))
+            user.append((_TOP_LEVEL, marker_ttl(top)))
         slots = MAX_BREAKPOINTS - len(user)
         if slots <= 0:
             return None

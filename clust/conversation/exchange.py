@@ -42,7 +42,7 @@ _USAGE_SKIPPED = ("id", "conversation_id")
 def export_document(engine: Engine, conversation: Conversation) -> dict[str, Any]:
     """The document of ``conversation`` (read in one transaction)."""
     with engine.connect() as connection, connection.begin():
-        _, wires = rows.load_turns(connection, conversation.id)
+        wires = rows.load_turns(connection, conversation.id).wires
         usage = rows.load_usage(connection, conversation.id)
     return {
         "format": FORMAT,

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from pydantic import ValidationError
 
-from clust.conversation.caching import CachePolicy, markers_of
+from clust.conversation.caching import CachePolicy
 from clust.messages.errors import InvalidParameter
 from clust.messages.message import Message, MessageContent
 from clust.messages.request import MessagesRequestBody
 from clust.messages.response import MessagesResponseBody
+from clust.protocol.markers import parse_stored_ttls, stored_ttls
 from clust.protocol.request import RequestSpec, spliced_message_request, wire_has_one_hour
 
 __all__ = ["History", "RequestHead", "assistant_wire", "merged_user_wire", "user_wire"]
@@ -71,11 +73,6 @@ def merged_user_wire(lead: bytes, wire: bytes) -> bytes:
 def one_hour_in(wire: bytes) -> bool:
     """Whether a turn's JSON holds a 1-hour cache marker (parsed only if it may)."""
     return b'"1h"' in wire and wire_has_one_hour(json.loads(wire))
-
-
-def _user_markers(wire: bytes) -> tuple[str, ...]:
-    """The TTLs of the cache markers a turn holds (parsed only if it may hold one)."""
-    return markers_of(json.loads(wire)) if b'"cache_control"' in wire else ()
 
 
 class RequestHead:
@@ -170,21 +167,25 @@ class History:
     def __len__(self) -> int:
         return len(self.wires)
 
-    def extend(self, roles: Sequence[str], wires: Sequence[bytes]) -> None:
-        """Append turns: their roles and their wire JSON."""
+    def extend(
+        self,
+        roles: Sequence[str],
+        wires: Sequence[bytes],
+        ttls: Sequence[str | None] | None = None,
+    ) -> None:
+        """Append turns: their roles, their wire JSON and, when read from the store, the
+        TTLs of their cache markers as stored beside them (else found in the JSON)."""
         self.wires.extend(wires)
         self.roles.extend(roles)
-        # One byte scan per turn; only a turn that holds a marker is parsed (a 1h
-        # marker is a cache_control too). Histories run to tens of thousands of turns.
-        markers = self._markers
-        for wire in wires:
-            # memchr for the rare "_" first: prose without one is passed at memory speed.
-            if b"_" in wire and b'"cache_control"' in wire:
-                markers.append(_user_markers(wire))
-                if b'"1h"' in wire and one_hour_in(wire):
-                    self._one_hour_turns += 1
-            else:
-                markers.append(())
+        if ttls is None:
+            ttls = [stored_ttls(wire) for wire in wires]
+        # Histories run to tens of thousands of turns and few hold a marker.
+        if ttls.count(None) == len(ttls):
+            self._markers.extend(repeat((), len(ttls)))
+            return
+        added = [parse_stored_ttls(text) for text in ttls]
+        self._markers.extend(added)
+        self._one_hour_turns += sum(1 for found in added if "1h" in found)
 
     def append(self, role: str, wire: bytes) -> None:
         """Append one turn."""
@@ -197,7 +198,7 @@ class History:
         del self._markers[length:]
         if self.last_reply is not None and self.last_reply[0] >= length:
             self.last_reply = None
-        self._one_hour_turns = sum(1 for wire in self.wires if one_hour_in(wire))
+        self._one_hour_turns = sum(1 for found in self._markers if "1h" in found)
 
     @property
     def newest_reply(self) -> int | None:

@@ -29,13 +29,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from clust.conversation.history import History, assistant_wire
 from clust.conversation.records import usage_values
 from clust.messages.errors import (
     ConversationBusy,
-    ConversationNotFound,
     NothingToRetry,
     PendingTurn,
     StoreError,
@@ -88,9 +86,9 @@ def sync_history(connection: Connection, conversation_id: str, history: History)
     if known == 0:
         history.extend(*rows.load_turns(connection, conversation_id))
         return
-    roles, wires = rows.load_turns(connection, conversation_id, known - 1)
+    roles, wires, ttls = rows.load_turns(connection, conversation_id, known - 1)
     if wires and wires[0] == history.wires[-1] and roles[0] == history.roles[-1]:
-        history.extend(roles[1:], wires[1:])
+        history.extend(roles[1:], wires[1:], ttls[1:])
         return
     history.truncate(0)
     history.extend(*rows.load_turns(connection, conversation_id))
@@ -104,20 +102,6 @@ def _refuse_if_in_batch(
     batch_id = batch_rows.open_batch_of(connection, conversation_id, position, now)
     if batch_id is not None:
         raise TurnInBatch(conversation_id, position, batch_id)
-
-
-def _claim(
-    connection: Connection, conversation_id: str, holder: str, now: datetime, lease: timedelta
-) -> datetime | None:
-    """Take the lease (``None``) or return the current holder's expiry.
-
-    Raises:
-        ConversationNotFound: the lease row's foreign key found no conversation.
-    """
-    try:
-        return rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
-    except IntegrityError as exc:
-        raise ConversationNotFound(conversation_id) from exc
 
 
 def begin_turn(
@@ -150,18 +134,11 @@ def begin_turn(
     count = 0 if user_wire is None else 1
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
-        try:
-            held_until, position = rows.claim_and_take(
-                connection, conversation_id, holder, now, now + lease, count
-            )
-        except IntegrityError as exc:  # the lease row's foreign key found no conversation
-            raise ConversationNotFound(conversation_id) from exc
+        held_until, position = rows.claim_and_take(
+            connection, conversation_id, holder, now, now + lease, count
+        )
         if held_until is not None:
-            if rows.get_conversation(connection, conversation_id) is None:
-                raise ConversationNotFound(conversation_id)
             raise ConversationBusy(conversation_id, expires_at=held_until)
-        if position is None:
-            raise ConversationNotFound(conversation_id)
         # A pending turn held in memory may since have been discarded (and replaced)
         # by another object: check it before resending it or refusing a new turn.
         if position != len(history) or history.last_role == "user":
@@ -210,12 +187,10 @@ def _begin_in_one_statement(
     caller takes the general path, which tells which."""
     with writing(engine) as connection:
         now = utcnow()
-        claimed, stored = rows.begin_user_turn_pg(
+        stored = rows.begin_user_turn_pg(
             connection, conversation_id, holder, now, now + lease, len(history), user_wire
         )
         if not stored:
-            if claimed:
-                rows.release_lease(connection, conversation_id, holder)
             return None
         if reply_id:
             _learn_reply_id(connection, conversation_id, history)
@@ -303,7 +278,7 @@ def discard_pending(
     holder = secrets.token_hex(16)
     with engine.connect().execution_options(**WRITE) as connection, connection.begin():
         now = utcnow()
-        held_until = _claim(connection, conversation_id, holder, now, lease)
+        held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
         if held_until is not None:
             raise ConversationBusy(conversation_id, expires_at=held_until)
         sync_history(connection, conversation_id, history)

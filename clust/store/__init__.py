@@ -6,10 +6,9 @@ from __future__ import annotations
 from clust.store.schema import (
     Base,
     ConversationRow,
-    LeaseRow,
     MessageRow,
     ToolCallRow,
     UsageRow,
 )
 
-__all__ = ["Base", "ConversationRow", "LeaseRow", "MessageRow", "ToolCallRow", "UsageRow"]
+__all__ = ["Base", "ConversationRow", "MessageRow", "ToolCallRow", "UsageRow"]

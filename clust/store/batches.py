@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, or_, select, update
 
 from clust.store import repository as rows
-from clust.store.schema import BatchItemRow, BatchRow, ConversationRow, LeaseRow
+from clust.store.schema import BatchItemRow, BatchRow, ConversationRow
 
 __all__ = [
     "batches",
@@ -39,7 +39,6 @@ __all__ = [
 batches = cast(Table, BatchRow.__table__)
 items = cast(Table, BatchItemRow.__table__)
 _conversations = cast(Table, ConversationRow.__table__)
-_leases = cast(Table, LeaseRow.__table__)
 
 
 def insert_batch(connection: Connection, values: Mapping[str, Any]) -> None:
@@ -171,17 +170,15 @@ def open_batch_of(
 def conversation_lease(
     connection: Connection, conversation_id: str
 ) -> tuple[bool, datetime | None]:
-    """Whether the conversation exists, and its lease's expiry (``None``: no lease row)."""
+    """Whether the conversation exists, and its lease's expiry (``None``: not leased)."""
     found = connection.execute(
-        select(_conversations.c.id, _leases.c.expires_at)
-        .select_from(
-            _conversations.outerjoin(_leases, _leases.c.conversation_id == _conversations.c.id)
+        select(_conversations.c.id, _conversations.c.lease_expires_at).where(
+            _conversations.c.id == conversation_id
         )
-        .where(_conversations.c.id == conversation_id)
     ).first()
     if found is None:
         return False, None
-    return True, found.expires_at
+    return True, found.lease_expires_at
 
 
 def store_batch_reply(

@@ -10,6 +10,7 @@ first, so it waits its turn instead.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["WRITE", "make_engine", "reading", "writing"]
+__all__ = ["DIRECT", "WRITE", "make_engine", "reading", "statements_watched", "writing"]
 
 WRITE = {"clust_write": True}
 """Execution options of a connection whose transaction will write."""
@@ -106,10 +107,31 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def _short(engine: Engine, *, write: bool) -> Iterator[Connection]:
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with engine.connect() as connection:
+        # Looked up once for the connection's few statements (see repository._Sql.run).
+        direct = {DIRECT: not statements_watched(connection)}
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT", **direct)
             yield connection
-        return
-    options = WRITE if write else {}
-    with engine.connect().execution_options(**options) as connection, connection.begin():
-        yield connection
+            return
+        connection.execution_options(**(WRITE if write else {}), **direct)
+        with connection.begin():
+            yield connection
+
+
+DIRECT = "clust_direct"
+"""Execution option: nothing listens to this connection's statements, so fixed SQL may
+go straight to the driver's cursor (set by :func:`reading` and :func:`writing`)."""
+
+_SQL_LOG = logging.getLogger("sqlalchemy.engine.Engine")
+
+
+def statements_watched(connection: Connection) -> bool:
+    """Whether SQLAlchemy's events or SQL logging should see this connection's statements."""
+    dispatch = connection.dispatch
+    return bool(
+        dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or connection.engine.echo
+        or _SQL_LOG.isEnabledFor(logging.INFO)
+    )

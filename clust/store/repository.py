@@ -18,12 +18,11 @@ without a decode and re-encode, in chunks that keep every read an index range sc
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -44,9 +43,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from clust.messages.errors import ConversationNotFound
+from clust.protocol.markers import stored_ttls
+from clust.store.engine import DIRECT, statements_watched
 from clust.store.schema import (
     ConversationRow,
-    LeaseRow,
     MessageRow,
     SummaryRow,
     ToolCallRow,
@@ -54,6 +55,7 @@ from clust.store.schema import (
 )
 
 __all__ = [
+    "Turns",
     "acquire_lease",
     "begin_user_turn_pg",
     "claim_and_take",
@@ -78,14 +80,12 @@ __all__ = [
     "start_tool_call",
     "stop_reason_at",
     "store_reply",
-    "take_positions",
     "usage_totals",
 ]
 
 conversations = cast(Table, ConversationRow.__table__)
 messages = cast(Table, MessageRow.__table__)
 usage = cast(Table, UsageRow.__table__)
-leases = cast(Table, LeaseRow.__table__)
 
 
 def insert_conversation(connection: Connection, values: Mapping[str, Any]) -> None:
@@ -169,50 +169,69 @@ class _Sql:
     def run(
         self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> Any:
-        """Execute as driver SQL; the result is a cursor (``fetchone``, ``rowcount``).
+        """Execute as driver SQL; the result is a DB-API cursor (``fetchone``, ``rowcount``).
 
-        On SQLite, when nothing listens (no cursor-execute event, no SQL logging), the
-        statement goes straight to sqlite3 in the connection's transaction: a turn is
-        nine statements, and SQLAlchemy's per-statement work is most of its time there.
+        When nothing listens (no cursor-execute event, no SQL logging), the statement
+        goes straight to the driver's cursor in the connection's transaction: a turn
+        is a few short statements, and SQLAlchemy's per-statement work is most of its
+        Python time. Driver errors are raised as SQLAlchemy raises them
+        (``IntegrityError``, ``OperationalError``), and a connection the driver lost is
+        invalidated, as SQLAlchemy would.
         """
-        if connection.dialect.name == "postgresql":
-            return connection.exec_driver_sql(self.pyformat, params)
+        postgres = connection.dialect.name == "postgresql"
+        sql = self.pyformat if postgres else self.named
         if _watched(connection):
-            return connection.exec_driver_sql(self.named, params)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            return connection.exec_driver_sql(sql, params)
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
         try:
             if isinstance(params, Mapping):
-                cursor.execute(self.named, params)
+                cursor.execute(sql, params)
             else:
-                cursor.executemany(self.named, params)
-        except sqlite3.Error as error:  # as SQLAlchemy would raise it (IntegrityError, ...)
-            cursor.close()
-            raise DBAPIError.instance(
-                self.named, params, error, sqlite3.Error, dialect=connection.dialect
-            ) from error
+                cursor.executemany(sql, params)
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise _driver_error(connection, sql, params, error, cursor) from error
         return cursor
 
 
-_SQL_LOG = logging.getLogger("sqlalchemy.engine.Engine")
+def _driver_error(
+    connection: Connection, sql: str, params: Any, error: Any, cursor: Any
+) -> DBAPIError:
+    """``error`` of a statement run on the driver's cursor, wrapped as SQLAlchemy wraps
+    it; a connection the driver reports lost is invalidated (not pooled again)."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    with contextlib.suppress(dialect.loaded_dbapi.Error):
+        cursor.close()
+    if lost:
+        connection.invalidate(error)
+    wrapped = DBAPIError.instance(
+        sql,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        dialect=dialect,
+        connection_invalidated=lost,
+    )
+    return cast(DBAPIError, wrapped)
 
 
 def _watched(connection: Connection) -> bool:
-    """Whether SQLAlchemy's events or SQL logging should see this connection's statements."""
-    dispatch = connection.dispatch
-    return bool(
-        dispatch.before_cursor_execute
-        or dispatch.after_cursor_execute
-        or connection.engine.echo
-        or _SQL_LOG.isEnabledFor(logging.INFO)
-    )
+    """Whether SQLAlchemy's events or SQL logging should see this connection's statements
+    (as found when the connection was opened by ``reading``/``writing``, else now)."""
+    direct = connection.get_execution_options().get(DIRECT)
+    return statements_watched(connection) if direct is None else not direct
 
 
 def _time(connection: Connection, value: datetime) -> Any:
-    """A UTC time as the column stores it (SQLite: SQLAlchemy's text format)."""
+    """A UTC time as the column stores it (SQLite: SQLAlchemy's text format,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
     if connection.dialect.name == "postgresql":
         return value
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _read_time(value: Any) -> datetime:
@@ -221,31 +240,9 @@ def _read_time(value: Any) -> datetime:
     return cast(datetime, value if value.tzinfo else value.replace(tzinfo=timezone.utc))
 
 
-_TAKE_POSITIONS = _Sql(
-    """UPDATE clust_conversations SET next_position = next_position + :count,
-    updated_at = :now WHERE id = :id RETURNING next_position"""
-)
-
-
-def take_positions(
-    connection: Connection, conversation_id: str, count: int, now: datetime
-) -> int | None:
-    """Reserve ``count`` message positions; return the first (``None``: no such conversation).
-
-    The counter update locks the conversation row (PostgreSQL) or runs under the
-    write lock (SQLite), so concurrent writers get consecutive, distinct positions.
-    """
-    cursor = _TAKE_POSITIONS.run(
-        connection, {"count": count, "now": _time(connection, now), "id": conversation_id}
-    )
-    row = cursor.fetchone()
-    cursor.close()
-    return None if row is None else int(row[0]) - count
-
-
 _INSERT_MESSAGE = _Sql(
-    """INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
-    VALUES (:id, :position, :role, :wire, :now)"""
+    """INSERT INTO clust_messages (conversation_id, position, role, wire, created_at, cache_ttls)
+    VALUES (:id, :position, :role, :wire, :now, :ttls)"""
 )
 
 
@@ -265,6 +262,7 @@ def insert_messages(
             "role": role,
             "wire": wire.decode(),
             "now": at,
+            "ttls": stored_ttls(wire),
         }
         for offset, (role, wire) in enumerate(turns)
     ]
@@ -272,14 +270,26 @@ def insert_messages(
 
 
 _LOAD_TURNS = _Sql(
-    """SELECT role, CAST(wire AS BLOB) FROM clust_messages
-    WHERE conversation_id = :id AND position >= :start ORDER BY position LIMIT :limit"""
+    """SELECT role, CAST(wire AS BLOB), cache_ttls FROM clust_messages
+    WHERE conversation_id = :id AND position >= :start ORDER BY position"""
 )
+# No ORDER BY on PostgreSQL: the planner's choice between an ordered index scan and a
+# bitmap scan plus a sort rests on row estimates that are far off for long histories
+# (a sort of megabytes of wire JSON, spilled to disk, on a custom plan). Rows come in
+# the order the scan meets them, almost always position order, and are put in order here.
 _LOAD_TURNS_PG = _Sql(
-    """SELECT role, wire FROM clust_messages
-    WHERE conversation_id = :id AND position >= :start ORDER BY position LIMIT :limit"""
+    """SELECT position, role, wire, CAST(cache_ttls AS varchar) FROM clust_messages
+    WHERE conversation_id = :id AND position >= :start"""
 )
-_CHUNK = 4096  # rows per read: large enough to be cheap, small enough for an index scan
+
+
+class Turns(NamedTuple):
+    """Stored turns in position order: roles, wire JSON (UTF-8 bytes) and the TTLs of
+    their cache markers (the ``cache_ttls`` column: ``None`` for none)."""
+
+    roles: Sequence[str]
+    wires: Sequence[bytes]
+    ttls: Sequence[str | None]
 
 
 def _raw_text_cursor(dbapi: Any) -> Any:
@@ -293,36 +303,46 @@ def _raw_text_cursor(dbapi: Any) -> Any:
     return cursor
 
 
-def load_turns(
-    connection: Connection, conversation_id: str, start: int = 0
-) -> tuple[list[str], list[bytes]]:
-    """Roles and wire JSON (UTF-8 bytes) of the turns from position ``start``, in order.
+def load_turns(connection: Connection, conversation_id: str, start: int = 0) -> Turns:
+    """The turns from position ``start`` on, in one statement.
 
-    On PostgreSQL the rows come through a binary psycopg cursor that takes ``wire``
-    as the bytes it is stored as (see :func:`_raw_text_cursor`); that one statement
-    bypasses SQLAlchemy's execution events.
+    On PostgreSQL, when nothing listens to SQLAlchemy's events, the rows come through
+    a binary psycopg cursor that takes ``wire`` as the bytes it is stored as (see
+    :func:`_raw_text_cursor`).
     """
-    postgres = connection.dialect.name == "postgresql"
-    roles: list[str] = []
-    wires: list[bytes] = []
-    while True:
-        params = {"id": conversation_id, "start": start, "limit": _CHUNK}
-        if postgres:
-            cursor = _raw_text_cursor(connection.connection.dbapi_connection)
-            cursor.execute(_LOAD_TURNS_PG.pyformat, params)
-        else:
-            cursor = _LOAD_TURNS.run(connection, params)
-        rows = cursor.fetchall()
+    params = {"id": conversation_id, "start": start}
+    if connection.dialect.name != "postgresql":
+        cursor = _LOAD_TURNS.run(connection, params)
+        found = cursor.fetchall()
         cursor.close()
-        if not rows:
-            break
-        chunk_roles, chunk_wires = zip(*rows, strict=True)
-        roles.extend(chunk_roles)
-        wires.extend(chunk_wires)  # bytes from both drivers
-        if len(rows) < _CHUNK:
-            break
-        start += len(rows)
-    return roles, wires
+        if not found:
+            return Turns((), (), ())
+        roles, wires, ttls = zip(*found, strict=True)
+        return Turns(roles, wires, ttls)
+    found = _load_turns_pg(connection, params)
+    if not found:
+        return Turns((), (), ())
+    positions, roles, wires, ttls = zip(*found, strict=True)
+    if positions != tuple(range(start, start + len(positions))):
+        found.sort()  # positions are unique: the sort never compares the texts
+        positions, roles, wires, ttls = zip(*found, strict=True)
+    return Turns(roles, wires, ttls)
+
+
+def _load_turns_pg(connection: Connection, params: dict[str, Any]) -> list[Any]:
+    """The rows of :data:`_LOAD_TURNS_PG`, ``wire`` as UTF-8 bytes (``cache_ttls`` is
+    read as a varchar, so it stays a string)."""
+    if _watched(connection):
+        result = connection.exec_driver_sql(_LOAD_TURNS_PG.pyformat, params)
+        return [(position, role, wire.encode(), ttls) for position, role, wire, ttls in result]
+    cursor = _raw_text_cursor(connection.connection.dbapi_connection)
+    try:
+        cursor.execute(_LOAD_TURNS_PG.pyformat, params)
+        found: list[Any] = cursor.fetchall()
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _driver_error(connection, _LOAD_TURNS_PG.pyformat, params, error, cursor) from error
+    cursor.close()
+    return found
 
 
 def delete_messages_from(connection: Connection, conversation_id: str, position: int) -> None:
@@ -427,20 +447,37 @@ def usage_totals(connection: Connection, conversation_id: str) -> dict[str, int]
     return {name: int(value) for name, value in row._mapping.items()}
 
 
+# The lease lives on the conversation row: claiming it, reserving positions and
+# releasing it are one UPDATE of the row the counter is on anyway.
+_FREE = "(lease_holder IS NULL OR lease_expires_at <= :now)"
 _CLAIM = _Sql(
-    """INSERT INTO clust_leases (conversation_id, holder, expires_at)
-    VALUES (:id, :holder, :expires_at)
-    ON CONFLICT (conversation_id) DO UPDATE
-    SET holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE clust_leases.expires_at <= :now
-    RETURNING holder"""
+    f"""UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at
+    WHERE id = :id AND {_FREE} RETURNING lease_holder"""
 )
-_LEASE_EXPIRY = _Sql("SELECT expires_at FROM clust_leases WHERE conversation_id = :id")
+_LEASE_EXPIRY = _Sql("SELECT lease_expires_at FROM clust_conversations WHERE id = :id")
 _RENEW = _Sql(
-    """UPDATE clust_leases SET expires_at = :expires_at
-    WHERE conversation_id = :id AND holder = :holder"""
+    """UPDATE clust_conversations SET lease_expires_at = :expires_at
+    WHERE id = :id AND lease_holder = :holder"""
 )
-_RELEASE = _Sql("DELETE FROM clust_leases WHERE conversation_id = :id AND holder = :holder")
+_RELEASE = _Sql(
+    """UPDATE clust_conversations SET lease_holder = NULL, lease_expires_at = NULL
+    WHERE id = :id AND lease_holder = :holder"""
+)
+
+
+def _busy_until(connection: Connection, conversation_id: str, fallback: datetime) -> datetime:
+    """After a refused claim: the current holder's expiry (``fallback`` if the lease was
+    given back in between).
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
+    cursor = _LEASE_EXPIRY.run(connection, {"id": conversation_id})
+    row = cursor.fetchone()
+    cursor.close()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return fallback if row[0] is None else _read_time(row[0])
 
 
 def acquire_lease(
@@ -451,7 +488,11 @@ def acquire_lease(
     expires_at: datetime,
 ) -> datetime | None:
     """Claim the conversation for ``holder``; ``None`` on success, else the current
-    holder's expiry. An expired lease is taken over."""
+    holder's expiry. An expired lease is taken over.
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
     cursor = _CLAIM.run(
         connection,
         {
@@ -465,10 +506,7 @@ def acquire_lease(
     cursor.close()
     if claimed is not None:
         return None
-    cursor = _LEASE_EXPIRY.run(connection, {"id": conversation_id})
-    row = cursor.fetchone()
-    cursor.close()
-    return _read_time(row[0]) if row is not None else expires_at
+    return _busy_until(connection, conversation_id, expires_at)
 
 
 def renew_lease(
@@ -597,22 +635,26 @@ def stop_reason_at(connection: Connection, conversation_id: str, position: int) 
 
 
 _STORE_REPLY_PG = _Sql(
-    f"""WITH released AS (
-        DELETE FROM clust_leases WHERE conversation_id = :conversation_id AND holder = :holder
-        RETURNING conversation_id
-    ), moved AS (
-        UPDATE clust_conversations SET next_position = next_position + 1, updated_at = :now
-        WHERE id IN (SELECT conversation_id FROM released) AND next_position = :expected
+    f"""WITH moved AS (
+        UPDATE clust_conversations SET lease_holder = NULL, lease_expires_at = NULL,
+            next_position = next_position + 1, updated_at = :now
+        WHERE id = :conversation_id AND lease_holder = :holder AND next_position = :expected
         RETURNING next_position - 1 AS position
     ), message AS (
-        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
-        SELECT :conversation_id, position, 'assistant', :wire, :now FROM moved
+        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at, cache_ttls)
+        SELECT :conversation_id, position, 'assistant', :wire, :now, :ttls FROM moved
         RETURNING position
     )
     INSERT INTO clust_usage ({", ".join(_USAGE_COLUMNS)})
     SELECT {", ".join("position" if c == "message_position" else ":" + c for c in _USAGE_COLUMNS)}
     FROM message
     RETURNING message_position"""
+)
+_RELEASE_AND_TAKE = _Sql(
+    """UPDATE clust_conversations SET lease_holder = NULL, lease_expires_at = NULL,
+        next_position = next_position + 1, updated_at = :now
+    WHERE id = :id AND lease_holder = :holder AND next_position = :expected
+    RETURNING next_position"""
 )
 
 
@@ -626,12 +668,11 @@ def store_reply(
     now: datetime,
 ) -> bool:
     """Release ``holder``'s lease, store the assistant turn at ``expected_position`` and
-    its usage row; ``False`` (the caller rolls back) if the lease or position was lost.
+    its usage row; ``False`` (nothing written) if the lease or the position was lost.
 
     On PostgreSQL this is one statement (data-modifying CTEs), all or nothing even
-    outside a transaction (a lost position stores nothing; at most the lease goes),
-    so the caller may run it in autocommit: a turn's commit is mostly round trips
-    there. SQLite runs in process and takes the plain statements.
+    outside a transaction, so the caller may run it in autocommit: a turn's commit is
+    mostly round trips there. SQLite runs in process and takes the plain statements.
     """
     conversation_id = usage_values["conversation_id"]
     if connection.dialect.name == "postgresql":
@@ -640,6 +681,7 @@ def store_reply(
             holder=holder,
             expected=expected_position,
             wire=wire.decode(),
+            ttls=stored_ttls(wire),
             now=now,
             message_position=expected_position,
         )
@@ -647,55 +689,48 @@ def store_reply(
         stored = cursor.fetchone() is not None
         cursor.close()
         return stored
-    if not release_lease(connection, conversation_id, holder):
-        return False
-    if take_positions(connection, conversation_id, 1, now) != expected_position:
+    cursor = _RELEASE_AND_TAKE.run(
+        connection,
+        {
+            "id": conversation_id,
+            "holder": holder,
+            "expected": expected_position,
+            "now": _time(connection, now),
+        },
+    )
+    moved = cursor.fetchone()
+    cursor.close()
+    if moved is None:
         return False
     insert_messages(connection, conversation_id, expected_position, [("assistant", wire)], now)
     insert_usage(connection, usage_values)
     return True
 
 
-_CLAIM_AND_TAKE_PG = _Sql(
-    """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
-    claimed AS (
-        INSERT INTO clust_leases (conversation_id, holder, expires_at)
-        VALUES (:id, :holder, :expires_at)
-        ON CONFLICT (conversation_id) DO UPDATE
-        SET holder = excluded.holder, expires_at = excluded.expires_at
-        WHERE clust_leases.expires_at <= :now
-        RETURNING holder
-    ), moved AS (
-        UPDATE clust_conversations SET next_position = next_position + :count, updated_at = :now
-        WHERE id = :id AND EXISTS (SELECT 1 FROM claimed)
-        RETURNING next_position
-    )
-    SELECT (SELECT setting FROM relaxed), (SELECT holder FROM claimed),
-        (SELECT next_position FROM moved)"""
+# On PostgreSQL, setting synchronous_commit off for the statement's own transaction
+# lets a turn's first write commit without waiting for its WAL flush (see claim_and_take).
+_CLAIM_AND_TAKE = _Sql(
+    f"""UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
+        next_position = next_position + :count, updated_at = :now
+    WHERE id = :id AND {_FREE} RETURNING next_position"""
 )
-
-
+_CLAIM_AND_TAKE_PG = _Sql(
+    f"""UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
+        next_position = next_position + :count, updated_at = :now
+    WHERE id = :id AND {_FREE}
+    RETURNING next_position, set_config('synchronous_commit', 'off', true)"""
+)
 _BEGIN_TURN_PG = _Sql(
-    """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
-    claimed AS (
-        INSERT INTO clust_leases (conversation_id, holder, expires_at)
-        SELECT id, :holder, :expires_at FROM clust_conversations
-        WHERE id = :id AND next_position = :expected
-        ON CONFLICT (conversation_id) DO UPDATE
-        SET holder = excluded.holder, expires_at = excluded.expires_at
-        WHERE clust_leases.expires_at <= :now
-        RETURNING holder
-    ), moved AS (
-        UPDATE clust_conversations SET next_position = next_position + 1, updated_at = :now
-        WHERE id = :id AND next_position = :expected AND EXISTS (SELECT 1 FROM claimed)
-        RETURNING next_position - 1 AS position
-    ), inserted AS (
-        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at)
-        SELECT :id, position, 'user', :wire, :now FROM moved
-        RETURNING position
+    f"""WITH moved AS (
+        UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
+            next_position = next_position + 1, updated_at = :now
+        WHERE id = :id AND next_position = :expected AND {_FREE}
+        RETURNING next_position - 1 AS position,
+            set_config('synchronous_commit', 'off', true) AS relaxed
     )
-    SELECT (SELECT setting FROM relaxed), (SELECT holder FROM claimed),
-        (SELECT position FROM inserted)"""
+    INSERT INTO clust_messages (conversation_id, position, role, wire, created_at, cache_ttls)
+    SELECT :id, position, 'user', :wire, :now, :ttls FROM moved
+    RETURNING position"""
 )
 
 
@@ -707,14 +742,14 @@ def begin_user_turn_pg(
     expires_at: datetime,
     expected_position: int,
     wire: bytes,
-) -> tuple[bool, bool]:
+) -> bool:
     """PostgreSQL, in one statement: take the lease and store the user turn at
-    ``expected_position``, only if that is the next position (the caller's history is
-    current). Returns ``(claimed, stored)``; ``(True, False)`` means the lease was
-    taken but the position moved in between, and the caller gives it back.
+    ``expected_position``, only if the conversation is free and that is its next
+    position (the caller's history is current). Whether it was done; if not, nothing
+    was written.
 
-    Everything or nothing else, so it may run in autocommit (one round trip, and its
-    commit does not wait for the WAL flush: see :func:`claim_and_take`).
+    All or nothing, so it may run in autocommit (one round trip, and its commit does
+    not wait for the WAL flush: see :func:`claim_and_take`).
     """
     params = {
         "id": conversation_id,
@@ -723,11 +758,12 @@ def begin_user_turn_pg(
         "now": now,
         "expected": expected_position,
         "wire": wire.decode(),
+        "ttls": stored_ttls(wire),
     }
     cursor = _BEGIN_TURN_PG.run(connection, params)
-    _, claimed, position = cursor.fetchone()
+    stored = cursor.fetchone() is not None
     cursor.close()
-    return claimed is not None, position is not None
+    return stored
 
 
 def claim_and_take(
@@ -737,37 +773,33 @@ def claim_and_take(
     now: datetime,
     expires_at: datetime,
     count: int,
-) -> tuple[datetime | None, int | None]:
-    """Start a turn's transaction: take the lease and reserve ``count`` positions.
+) -> tuple[datetime | None, int]:
+    """Start a turn's transaction: take the lease and reserve ``count`` positions, in
+    one statement.
 
-    Returns ``(None, first_position)`` on success, ``(holder_expiry, None)`` when the
-    conversation is busy, ``(None, None)`` when it does not exist. On PostgreSQL this is
-    one statement, which also lets this transaction commit without waiting for its
-    WAL flush: the reply's commit, which waits, flushes it too, and if a server crash
-    undid it, the reply finds its lease gone and is not stored either. (SQLite in WAL
-    mode with synchronous=NORMAL commits without an fsync anyway.)
+    Returns ``(None, first_position)`` on success, ``(holder_expiry, -1)`` when the
+    conversation is busy. On PostgreSQL the statement also lets this transaction commit
+    without waiting for its WAL flush: the reply's commit, which waits, flushes it too,
+    and if a server crash undid it, the reply finds its lease gone and is not stored
+    either. (SQLite in WAL mode with synchronous=NORMAL commits without an fsync anyway.)
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
     """
-    if connection.dialect.name != "postgresql":
-        held_until = acquire_lease(connection, conversation_id, holder, now, expires_at)
-        if held_until is not None:
-            return held_until, None
-        return None, take_positions(connection, conversation_id, count, now)
+    statement = _CLAIM_AND_TAKE_PG if connection.dialect.name == "postgresql" else _CLAIM_AND_TAKE
     params = {
         "id": conversation_id,
         "holder": holder,
-        "expires_at": expires_at,
-        "now": now,
+        "expires_at": _time(connection, expires_at),
+        "now": _time(connection, now),
         "count": count,
     }
-    cursor = _CLAIM_AND_TAKE_PG.run(connection, params)
-    _, claimed, next_position = cursor.fetchone()
+    cursor = statement.run(connection, params)
+    row = cursor.fetchone()
     cursor.close()
-    if claimed is None:
-        cursor = _LEASE_EXPIRY.run(connection, {"id": conversation_id})
-        row = cursor.fetchone()
-        cursor.close()
-        return (_read_time(row[0]) if row is not None else expires_at), None
-    return None, None if next_position is None else int(next_position) - count
+    if row is None:
+        return _busy_until(connection, conversation_id, expires_at), -1
+    return None, int(row[0]) - count
 
 
 # -- summaries of older turns (context-window strategy ``Summarize``) ---------------------

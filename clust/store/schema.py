@@ -6,15 +6,16 @@ test runs autogenerate against both databases and expects no difference).
 - ``clust_conversations``: one row per conversation: model, default request
   parameters, system prompt blocks and tool definitions (wire JSON, cache markers
   included; ``request_head`` keeps them as the exact text sent), user metadata,
-  the parent and fork point of a fork, and ``next_position``, the counter that hands
-  out message positions inside the write transaction (never timestamps or global ids).
+  the parent and fork point of a fork, ``next_position``, the counter that hands
+  out message positions inside the write transaction (never timestamps or global ids),
+  and the lease: who is sending on the conversation, until when.
 - ``clust_messages``: the turns, keyed by (conversation, position). ``wire`` holds
   the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
-  reorders keys, and history is spliced into the next request byte for byte).
+  reorders keys, and history is spliced into the next request byte for byte);
+  ``cache_ttls`` lists the TTLs of the cache markers it holds.
 - ``clust_usage``: one row per billed request: every token count (cache writes split
   5m/1h), request id, stop reason, service tier, latency and times; ``outcome`` says
   whether its reply was stored or the stream broke off after billing began.
-- ``clust_leases``: who is sending on a conversation, until when.
 - ``clust_summaries``: summaries of older turns made by a context-window strategy;
   a summary stands in for the turns before ``through_position`` when a request is
   assembled (the turns themselves stay).
@@ -56,7 +57,6 @@ __all__ = [
     "BatchItemRow",
     "BatchRow",
     "ConversationRow",
-    "LeaseRow",
     "MessageRow",
     "SummaryRow",
     "ToolCallRow",
@@ -120,6 +120,10 @@ class ConversationRow(Base):
     next_position: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The one send in flight: who holds the conversation and until when (null: free).
+    # On this row, so claiming it and reserving positions are one update.
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
 
     __table_args__ = (
         # newest first, paginated by (created_at, id)
@@ -143,6 +147,10 @@ class MessageRow(Base):
     # The message object {"role": ..., "content": ...} exactly as sent.
     wire: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # The TTLs of the cache_control markers in ``wire``, comma-separated ("5m,1h");
+    # null when it holds none. Written with the turn, so a history loads without a
+    # scan of its text for the few turns that hold one.
+    cache_ttls: Mapped[str | None] = mapped_column(Text)
 
 
 class UsageRow(Base):
@@ -192,20 +200,6 @@ class UsageRow(Base):
         Index("ix_clust_usage_model_started", "model", "started_at"),
         Index("ix_clust_usage_conversation", "conversation_id", "message_position"),
     )
-
-
-class LeaseRow(Base):
-    """The one send in flight on a conversation, and when its claim runs out."""
-
-    __tablename__ = "clust_leases"
-
-    conversation_id: Mapped[str] = mapped_column(
-        String(36),
-        ForeignKey("clust_conversations.id", ondelete="CASCADE"),
-        primary_key=True,
-    )
-    holder: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime]
 
 
 class ToolCallRow(Base):

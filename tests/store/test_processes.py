@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from clust import Client, Store
 from clust.messages import ConversationBusy, Message, PendingTurn
 from clust.protocol.request import ONE_HOUR_TTL_BETA
-from clust.store.schema import ConversationRow, LeaseRow, MessageRow, UsageRow
+from clust.store.schema import ConversationRow, MessageRow, UsageRow
 from clust.testing import FakeClaude, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +274,7 @@ def lease_expiry(store: Store, conversation_id: str) -> datetime | None:
     """When the conversation's lease runs out (UTC), or ``None`` when nobody holds it."""
     with store.engine.connect() as connection:
         expiry = connection.execute(
-            select(LeaseRow.expires_at).where(LeaseRow.conversation_id == conversation_id)
+            select(ConversationRow.lease_expires_at).where(ConversationRow.id == conversation_id)
         ).scalar()
     if expiry is None:
         return None

@@ -64,7 +64,7 @@ from sqlalchemy import select
 
 from clust import Client, Store
 from clust.protocol.retry import RetryPolicy
-from clust.store.schema import LeaseRow, MessageRow, ToolCallRow, UsageRow
+from clust.store.schema import ConversationRow, MessageRow, ToolCallRow, UsageRow
 from clust.testing import FakeClaude, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -615,7 +615,7 @@ def tool_calls(store: Store, conversation_id: str) -> dict[str, dict[str, Any]]:
 def lease_holder(store: Store, conversation_id: str) -> str | None:
     with store.engine.connect() as connection:
         return connection.execute(
-            select(LeaseRow.holder).where(LeaseRow.conversation_id == conversation_id)
+            select(ConversationRow.lease_holder).where(ConversationRow.id == conversation_id)
         ).scalar()
 
 
