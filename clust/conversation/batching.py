@@ -74,7 +74,7 @@ from clust.messages.errors import (
 )
 from clust.store import batches as batch_rows
 from clust.store import repository as rows
-from clust.store.engine import WRITE
+from clust.store.engine import transaction
 
 if TYPE_CHECKING:
     from clust.client import AsyncClient, Client
@@ -252,7 +252,7 @@ def listing(engine: Engine, *, limit: int, states: Sequence[str] | None) -> list
 def _record_remote(engine: Engine, batch_id: str, remote: MessageBatch) -> StoredBatch:
     """Keep what the API said of the batch (status, counts, times)."""
     counts = remote.request_counts
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         batch_rows.update_batch(
             connection,
             batch_id,
@@ -411,7 +411,7 @@ def _start(
     _check_states(engine, entries)
     prepared = _Prepared(str(uuid.uuid4()), entries)
     now = utcnow()
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         batch_rows.insert_batch(
             connection,
             {
@@ -447,7 +447,7 @@ def _record_item(engine: Engine, prepared: _Prepared, entry: _Entry, spec: Reque
     """Record the turn's item and release the lease (one transaction); keep its request."""
     conversation = entry.conversation
     assert entry.holder is not None and spec.content is not None
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         batch_rows.insert_items(
             connection,
             [
@@ -474,7 +474,7 @@ def _record_item(engine: Engine, prepared: _Prepared, entry: _Entry, spec: Reque
 
 def _renew_claim(engine: Engine, batch_id: str, lease: timedelta) -> None:
     """The claim counts from now: the create request may take a while to send."""
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         batch_rows.update_batch(connection, batch_id, {"claim_expires_at": utcnow() + lease})
 
 
@@ -487,7 +487,7 @@ def _take_back(
     the batch's claim runs out and the turns become ordinary pending turns."""
     reason = " ".join(str(error).split()) or type(error).__name__
     try:
-        with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(engine) as connection:
             custom_ids = [entry.custom_id for entry in begun]
             batch_rows.delete_items(connection, batch_id, custom_ids)
             for entry in begun:
@@ -521,7 +521,7 @@ def _merged_betas(betas: Sequence[str]) -> list[str] | None:
 def _record_created(engine: Engine, batch_id: str, remote: MessageBatch) -> StoredBatch:
     """Step 3: the API's id and what it said of the new batch."""
     counts = remote.request_counts
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         batch_rows.update_batch(
             connection,
             batch_id,
@@ -649,7 +649,7 @@ def _store_results(
     from clust.messages.batches import ErroredResult, SucceededResult
 
     started = batch.submitted_at or batch.created_at
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         now = utcnow()
         finished = batch.ended_at or now
         latency_ms = max(0, round((finished - started).total_seconds() * 1000))
@@ -735,7 +735,7 @@ def _store_results(
 
 
 def _finish_collection(engine: Engine, batch: StoredBatch, tally: Counter[str]) -> BatchCollection:
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         now = utcnow()
         tally["missing"] += batch_rows.close_open_items(
             connection,

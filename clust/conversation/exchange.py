@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from clust.conversation.history import RequestHead
 from clust.messages.errors import InvalidParameter, StoreError
 from clust.store import repository as rows
-from clust.store.engine import WRITE
+from clust.store.engine import transaction
 
 if TYPE_CHECKING:
     from clust.conversation.conversation import Conversation
@@ -104,7 +104,7 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
         raise StoreError(f"conversation {document['id']!r} already exists") from exc
     usage = document.get("usage") or []
     if usage:
-        with store.engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(store.engine) as connection:
             for entry in usage:
                 values = dict(entry)
                 values["conversation_id"] = conversation.id

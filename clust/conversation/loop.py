@@ -36,7 +36,7 @@ from clust.messages.blocks import ToolResultContentBlock, ToolUseContentBlock
 from clust.messages.errors import InvalidParameter, ToolInputError
 from clust.messages.message import Message
 from clust.store import repository as rows
-from clust.store.engine import WRITE
+from clust.store.engine import transaction
 from clust.tools import Tool, tool_definitions, tool_result_content
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class _Loop:
     ) -> dict[str, Any]:
         """Make sure every call has its row; return the rows by tool_use id."""
         engine = self.conversation._engine
-        with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(engine) as connection:
             rows.insert_tool_calls(
                 connection,
                 self.conversation.id,
@@ -200,7 +200,7 @@ class _Loop:
 
     def claim(self, tool_use_id: str, expected: str) -> bool:
         engine = self.conversation._engine
-        with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(engine) as connection:
             return rows.start_tool_call(
                 connection, self.conversation.id, tool_use_id, expected, utcnow()
             )
@@ -217,7 +217,7 @@ class _Loop:
         """Store a call's outcome (one commit) and return it."""
         status = "failed" if is_error else "succeeded"
         engine = self.conversation._engine
-        with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(engine) as connection:
             rows.finish_tool_call(
                 connection,
                 self.conversation.id,

@@ -17,7 +17,7 @@ from clust.conversation.turns import utcnow
 from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
 from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
 from clust.store import repository as rows
-from clust.store.engine import WRITE, make_engine, reading
+from clust.store.engine import make_engine, reading, transaction
 from clust.store.migrate import is_current
 from clust.store.migrate import upgrade as upgrade_schema
 from clust.usage.budget import Budget, Spending
@@ -197,7 +197,7 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        with self._engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(self._engine) as connection:
             rows.insert_conversation(connection, values)
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
@@ -253,7 +253,7 @@ class Store:
         Raises:
             ConversationNotFound: no conversation has this id.
         """
-        with self._engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with transaction(self._engine) as connection:
             if not rows.delete_conversation(connection, conversation_id):
                 raise ConversationNotFound(conversation_id)
 

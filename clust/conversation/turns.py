@@ -42,7 +42,7 @@ from clust.messages.errors import (
 from clust.messages.response import MessagesResponseBody
 from clust.store import batches as batch_rows
 from clust.store import repository as rows
-from clust.store.engine import WRITE, writing
+from clust.store.engine import transaction, writing
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -132,7 +132,7 @@ def begin_turn(
         if turn is not None:
             return turn
     count = 0 if user_wire is None else 1
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         now = utcnow()
         held_until, position = rows.claim_and_take(
             connection, conversation_id, holder, now, now + lease, count
@@ -256,7 +256,7 @@ def abort_turn(
     ``message_start``: the API charged for it, so its usage is recorded (outcome
     ``interrupted``, no message position) and totals match the bill.
     """
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         rows.release_lease(connection, turn.conversation_id, turn.holder)
         if billed is not None:
             values = usage_values(
@@ -276,7 +276,7 @@ def discard_pending(
 ) -> None:
     """Drop the pending user turn, if any (under the lease: not during a send)."""
     holder = secrets.token_hex(16)
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         now = utcnow()
         held_until = rows.acquire_lease(connection, conversation_id, holder, now, now + lease)
         if held_until is not None:
@@ -292,5 +292,5 @@ def discard_pending(
 
 def renew_turn(engine: Engine, turn: Turn, lease: timedelta) -> bool:
     """Extend the lease of a long send; whether it was still held."""
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         return rows.renew_lease(connection, turn.conversation_id, turn.holder, utcnow() + lease)

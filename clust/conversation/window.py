@@ -72,7 +72,7 @@ from clust.messages.claude_models import model_limits
 from clust.messages.errors import ApiError, ContextWindowExceeded, InvalidParameter
 from clust.protocol.request import RequestSpec, count_tokens_request_for
 from clust.store import repository as rows
-from clust.store.engine import WRITE
+from clust.store.engine import transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -587,7 +587,7 @@ def store_summary(
     """Store a summary and the usage row of the request that made it, in one
     transaction; returns the newest summary (another one if one already covered
     ``through``)."""
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         now = utcnow()
         values = usage_values(
             response,
@@ -612,7 +612,7 @@ def refuse_turn(
 ) -> None:
     """Release the lease of a turn a strategy refused; ``drop_from``: the position of
     the user turn this send stored, removed in the same transaction (nothing stays)."""
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         held = rows.release_lease(connection, conversation_id, holder)
         if held and drop_from is not None:
             rows.delete_messages_from(connection, conversation_id, drop_from)

@@ -21,7 +21,15 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["DIRECT", "WRITE", "make_engine", "reading", "statements_watched", "writing"]
+__all__ = [
+    "DIRECT",
+    "WRITE",
+    "make_engine",
+    "reading",
+    "statements_watched",
+    "transaction",
+    "writing",
+]
 
 WRITE = {"clust_write": True}
 """Execution options of a connection whose transaction will write."""
@@ -106,17 +114,31 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def _short(engine: Engine, *, write: bool) -> Iterator[Connection]:
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a write transaction, committed when the block ends (rolled
+    back if it raises): ``BEGIN IMMEDIATE`` on SQLite, an ordinary transaction on
+    PostgreSQL."""
     with engine.connect() as connection:
-        # Looked up once for the connection's few statements (see repository._Sql.run).
-        direct = {DIRECT: not statements_watched(connection)}
-        if engine.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT", **direct)
-            yield connection
-            return
-        connection.execution_options(**(WRITE if write else {}), **direct)
+        connection.execution_options(**WRITE, **_direct(connection))
         with connection.begin():
             yield connection
+
+
+@contextmanager
+def _short(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT", **_direct(connection))
+            yield connection
+            return
+        connection.execution_options(**(WRITE if write else {}), **_direct(connection))
+        with connection.begin():
+            yield connection
+
+
+def _direct(connection: Connection) -> dict[str, bool]:
+    # Looked up once for the connection's few statements (see repository._Sql.run).
+    return {DIRECT: not statements_watched(connection)}
 
 
 DIRECT = "clust_direct"

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 
 from clust.messages.errors import StoreError
-from clust.store.engine import WRITE
+from clust.store.engine import transaction
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "VERSION_TABLE", "current_revision", "upgrade"]
 
@@ -58,7 +58,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.connect().execution_options(**WRITE) as connection, connection.begin():
+    with transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config.attributes["connection"] = connection
