@@ -877,6 +877,8 @@ def main() -> None:
     missed = sum(1 for _, ok in checks if not ok)
     took = time.perf_counter() - started
     print(f"targets: {len(checks) - missed} met, {missed} missed; run took {took:.0f} s")
+    if missed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""A database connection lost between two sends (server restart, idle timeout, a
+killed backend): the next send fails with SQLAlchemy's error, nothing is half-written,
+the dead connection is dropped from the pool, and the send after it works.
+
+PostgreSQL only: the backends of the store's pooled connections are terminated from
+another connection, found by their application name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from clust import Client, Store
+from clust.testing import FakeClaude
+
+MODEL = "claude-sonnet-5-5"
+
+
+@pytest.fixture
+def pg_store(db_url: str) -> Iterator[tuple[Store, str]]:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("terminates PostgreSQL backends")
+    name = f"clust_lost_{uuid.uuid4().hex[:8]}"
+    with Store(f"{db_url}&application_name={name}") as store:
+        yield store, name
+
+
+def kill_backends(store: Store, application_name: str) -> int:
+    admin = create_engine(store.engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": application_name},
+            ).scalar()
+    finally:
+        admin.dispose()
+    return int(killed or 0)
+
+
+def test_send_after_the_connection_was_killed(
+    pg_store: tuple[Store, str], client: Client, fake: FakeClaude
+) -> None:
+    store, name = pg_store
+    conv = store.create_conversation(model=MODEL, max_tokens=32)
+    conv.send(client, "first")
+    assert kill_backends(store, name) >= 1
+
+    requests_before = len(fake.requests)
+    with pytest.raises(DBAPIError) as lost:
+        conv.send(client, "second")
+    assert lost.value.connection_invalidated
+    assert len(fake.requests) == requests_before  # nothing was sent
+
+    reopened = store.get_conversation(conv.id)  # a fresh connection from the pool
+    assert not reopened.pending
+    assert [m.role.value for m in reopened.history] == ["user", "assistant"]
+    conv.send(client, "second")
+    assert [m.role.value for m in store.get_conversation(conv.id).history] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+
+
+def test_history_read_after_the_connection_was_killed(
+    pg_store: tuple[Store, str], client: Client
+) -> None:
+    store, name = pg_store
+    conv = store.create_conversation(model=MODEL, max_tokens=32)
+    conv.send(client, "first")
+    reopened = store.get_conversation(conv.id)  # turns not read yet
+    kill_backends(store, name)
+
+    with pytest.raises(DBAPIError) as lost:
+        reopened.history  # noqa: B018 - the read is the point
+    assert lost.value.connection_invalidated
+    assert len(reopened.history) == 2
