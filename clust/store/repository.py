@@ -4,16 +4,18 @@ Every function takes a connection inside a transaction opened by the caller, so 
 turn's statements commit or roll back together. Hot queries are led by the
 conversation id: opening a conversation is a primary key lookup, loading its history
 a range scan of the ``(conversation_id, position)`` primary key, and appending a turn
-one counter update plus inserts. ``tests/store/test_query_plans.py`` checks the plans.
+one update of the conversation row (lease and counter together) plus inserts.
+``tests/store/test_query_plans.py`` checks the plans.
 
-The statements of a turn (lease, counter, inserts, history reads) run as fixed driver
-SQL (``exec_driver_sql``) inside the SQLAlchemy transaction: building and compiling
-Core statements cost more than the database work itself (a turn took 0.9 ms on
-SQLite with Core statements, 0.3 ms this way; SQLAlchemy's events and logging still
-see every statement). The SQL is plain enough to be the same on SQLite
-and PostgreSQL; only the parameter style is translated. History comes back as UTF-8
-bytes (``CAST(wire AS BLOB)`` / ``convert_to``), so it reaches the request body
-without a decode and re-encode, in chunks that keep every read an index range scan.
+The statements of a turn (lease and counter, inserts, history reads) are fixed SQL,
+run on the driver's cursor inside the SQLAlchemy transaction (through
+``exec_driver_sql`` when an event listener or SQL logging should see them): building
+and compiling Core statements cost more than the database work itself (a turn took
+0.9 ms on SQLite with Core statements, 0.3 ms this way). The SQL is plain enough to
+be the same on SQLite and PostgreSQL but for the data-modifying CTEs; only the
+parameter style is translated. History comes back as UTF-8 bytes (``CAST(wire AS
+BLOB)`` on SQLite, a binary cursor on PostgreSQL), so it reaches the request body
+without a decode and re-encode.
 """
 
 from __future__ import annotations
