@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from clust.conversation.history import RequestHead
+from clust.conversation.history import RequestHead, stored_params
 from clust.messages.errors import InvalidParameter, StoreError
 from clust.store import repository as rows
 from clust.store.engine import transaction
@@ -81,7 +81,7 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
         max_tokens=document["max_tokens"],
         system=document.get("system"),
         tools=document.get("tools"),
-        params=document.get("params"),
+        params=stored_params(document.get("params") or {}),
     )
     turns = []
     for index, message in enumerate(document.get("messages", [])):

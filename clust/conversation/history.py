@@ -22,7 +22,14 @@ from clust.messages.response import MessagesResponseBody
 from clust.protocol.markers import parse_stored_ttls, stored_ttls
 from clust.protocol.request import RequestSpec, spliced_message_request, wire_has_one_hour
 
-__all__ = ["History", "RequestHead", "assistant_wire", "merged_user_wire", "user_wire"]
+__all__ = [
+    "History",
+    "RequestHead",
+    "assistant_wire",
+    "merged_user_wire",
+    "stored_params",
+    "user_wire",
+]
 
 # Fields the conversation decides itself: never taken from defaults or overrides.
 _RESERVED = frozenset({"messages", "stream"})
@@ -122,8 +129,16 @@ class RequestHead:
         return cls(_dumps(wire))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RequestHead:
-        """This head with some fields replaced for one call (validated again)."""
-        merged = {**self.wire, **overrides}
+        """This head with some fields replaced for one call (validated again; the
+        fields it sends through ``extra_body`` stay there, and an override's own
+        ``extra_body`` is merged over them)."""
+        merged = {**stored_params(self.wire), **overrides}
+        kept = self.wire.keys() - _BODY_FIELDS
+        if kept and "extra_body" in overrides:
+            merged["extra_body"] = {
+                **{name: self.wire[name] for name in kept},
+                **(overrides["extra_body"] or {}),
+            }
         model = merged.pop("model")
         max_tokens = merged.pop("max_tokens")
         system = merged.pop("system", None)
@@ -131,6 +146,20 @@ class RequestHead:
         return RequestHead.validated(
             model=model, max_tokens=max_tokens, system=system, tools=tools, params=merged
         )
+
+
+_BODY_FIELDS = frozenset(MessagesRequestBody.model_fields) - {"extra_body"}
+
+
+def stored_params(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Request fields as a head stores them (``extra_body`` merged at the top level),
+    ready to be validated again: the ones the typed body does not know go back into
+    ``extra_body``, where they came from."""
+    known = {name: value for name, value in fields.items() if name in _BODY_FIELDS}
+    extra = {name: value for name, value in fields.items() if name not in _BODY_FIELDS}
+    if extra:
+        known["extra_body"] = extra
+    return known
 
 
 def _deepest(error: ValidationError) -> Any:

@@ -309,6 +309,39 @@ def test_overrides_apply_to_one_call_only(store: Store, client: Client, fake: Fa
     assert [row["model"] for row in usage_rows(store, conv.id)] == ["claude-haiku-5-5", MODEL]
 
 
+EXTRA = {"context_management": {"edits": []}, "future_flag": True}
+
+
+def test_extra_body_defaults_survive_overrides_and_export(
+    store: Store, client: Client, fake: FakeClaude
+) -> None:
+    """Fields sent through ``extra_body`` are kept as such: a per-call override, an
+    override's own ``extra_body`` and an export/import all validate the head again."""
+    conv = store.create_conversation(
+        model=MODEL, max_tokens=100, params={"temperature": 0.2, "extra_body": EXTRA}
+    )
+    conv.send(client, "plain")
+    assert {key: fake.last_request.body[key] for key in EXTRA} == EXTRA
+
+    conv.send(client, "shorter", max_tokens=50, params={"top_p": 0.5})
+    body = fake.last_request.body
+    assert (body["max_tokens"], body["top_p"], body["temperature"]) == (50, 0.5, 0.2)
+    assert {key: body[key] for key in EXTRA} == EXTRA
+
+    conv.send(client, "other flag", params={"extra_body": {"future_flag": False, "more": 1}})
+    body = fake.last_request.body
+    assert (body["context_management"], body["future_flag"], body["more"]) == (
+        {"edits": []},
+        False,
+        1,
+    )
+
+    copy = store.import_conversation(store.export_conversation(conv))
+    assert copy.params == conv.params == {"temperature": 0.2, **EXTRA}
+    copy.send(client, "from the copy", max_tokens=60)
+    assert {key: fake.last_request.body[key] for key in EXTRA} == EXTRA
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
