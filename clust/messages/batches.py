@@ -263,8 +263,8 @@ class ErroredResult(WireModel):
 
     @property
     def error_message(self) -> str:
-        """``error.error.message``."""
-        return self.error.error.message
+        """``error.error.message`` (``""`` when the API sent none)."""
+        return self.error.error.message or ""
 
 
 class CanceledResult(WireModel):

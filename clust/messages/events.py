@@ -183,10 +183,11 @@ class PingEvent(WireModel):
 
 
 class ErrorDetail(WireModel):
-    """``{"type": "overloaded_error", "message": ...}`` (``details`` and others kept as extras)."""
+    """``{"type": "overloaded_error", "message": ...}`` (``details`` and others kept as
+    extras). ``message`` may be missing or null: the error is still typed by ``type``."""
 
     type: str
-    message: str
+    message: str | None = None
 
 
 class ErrorEvent(WireModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -302,3 +303,59 @@ def test_read_timeout_mid_stream(client: Client, fake: FakeClaude) -> None:
     stream = client.create_a_message_stream(simple_body(), timeout=0.1, max_retries=0)
     with pytest.raises(errors.StreamInterrupted, match="timed out"):
         stream.get_final_message()
+
+
+_START = {
+    "type": "message_start",
+    "message": {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-5-5",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("detail", "wanted"),
+    [
+        ({"type": "overloaded_error"}, errors.OverloadedError),
+        ({"type": "api_error", "message": None}, errors.InternalServerError),
+        ({"type": "rate_limit_error", "message": None, "details": {}}, errors.RateLimitError),
+    ],
+    ids=["no message", "null message", "null message with details"],
+)
+def test_error_event_without_a_message_is_still_typed(
+    client: Client, fake: FakeClaude, detail: dict[str, Any], wanted: type[Exception]
+) -> None:
+    """An ``error`` event whose ``message`` is missing or null raises the error class of
+    its type (as the HTTP error path does), not a decode error."""
+    body = "".join(
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+        for event in (
+            _START,
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "Hi"},
+            },
+            {"type": "error", "error": detail},  # after content: raised, not retried
+        )
+    )
+    fake.enqueue(Reply.raw(body, content_type="text/event-stream"))
+    with pytest.raises(wanted) as caught:
+        client.create_a_message_stream(simple_body()).get_final_message()
+    assert caught.value.status_code == 200
+    assert caught.value.error_type == detail["type"]
+    assert detail["type"] in str(caught.value)
+    assert caught.value.partial_message is not None
+    assert caught.value.partial_message.text() == "Hi"
