@@ -268,7 +268,8 @@ def test_bad_data_raises_validation_error(event_name: str | None, data: Any) -> 
         '{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}',
         '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}',
         '{"type":"message_start"}',
-        '{"type":"error","error":{"type":"x"}}',
+        '{"type":"error","error":{"message":"no type"}}',
+        '{"type":"error"}',
     ],
 )
 def test_malformed_known_events_are_errors_not_unknown(data: str) -> None:
