@@ -19,7 +19,7 @@ from clust.client._settings import (
 from clust.protocol.request import AuthScheme, RequestSpec
 from clust.protocol.retry import RetryPolicy
 
-__all__ = ["BaseClient", "release_request"]
+__all__ = ["BaseClient", "failure_text", "release_request"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
@@ -29,6 +29,11 @@ _POOL_CREATION = threading.Lock()
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 _READ = httpx.ByteStream(b"")
+
+
+def failure_text(exc: BaseException) -> str:
+    """What went wrong, for an error message (some httpx errors have an empty text)."""
+    return str(exc) or type(exc).__name__
 
 
 def release_request(response: httpx.Response) -> httpx.Response:

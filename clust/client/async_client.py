@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from clust.client._base import POOL_LIMITS, BaseClient, release_request
+from clust.client._base import POOL_LIMITS, BaseClient, failure_text, release_request
 from clust.client._settings import TimeoutTypes
 from clust.client.batches_api import AsyncBatchesMixin
 from clust.client.models_api import AsyncModelsMixin
@@ -48,7 +48,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient], AsyncModelsMixin, AsyncBatchesM
     """
 
     def _new_http(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=timeout, follow_redirects=True, limits=POOL_LIMITS)
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=POOL_LIMITS)
 
     async def create_a_message(
         self,
@@ -143,19 +143,22 @@ class AsyncClient(BaseClient[httpx.AsyncClient], AsyncModelsMixin, AsyncBatchesM
         while True:
             try:
                 response = await self._http.send(request, stream=stream)
+                if response.status_code >= 300:
+                    try:  # an error body cut short is a connection failure like any other
+                        content = await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.TimeoutException as exc:
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
                     raise RequestTimedOut(f"the request timed out ({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport, body decoding, too many redirects
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
-                    raise ConnectionFailed(f"connection failed: {exc}") from exc
+                    raise ConnectionFailed(f"connection failed: {failure_text(exc)}") from exc
             else:
                 if response.status_code < 300:
                     return response, retries
-                content = await response.aread()
-                await response.aclose()
                 decision = policy.decide_status(retries, response.status_code, response.headers)
                 if not decision.retry:
                     raise error_from_response(

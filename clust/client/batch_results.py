@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
+from clust.client._base import failure_text
 from clust.client._chunks import abody_chunks, body_chunks
 from clust.messages.errors import ConnectionFailed, MessagesError, RequestTimedOut
 from clust.protocol.batches import BatchResultsDecoder
@@ -29,11 +30,13 @@ OpenResults = Callable[[], httpx.Response]
 AsyncOpenResults = Callable[[], Awaitable[httpx.Response]]
 
 
-def _broken(exc: httpx.TransportError, count: int) -> MessagesError:
+def _broken(exc: httpx.RequestError, count: int) -> MessagesError:
     where = f"after {count} results"
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimedOut(f"reading the batch results timed out {where}")
-    return ConnectionFailed(f"the connection broke while reading the batch results {where}: {exc}")
+    return ConnectionFailed(
+        f"the connection broke while reading the batch results {where}: {failure_text(exc)}"
+    )
 
 
 class BatchResults:
@@ -93,7 +96,7 @@ class BatchResults:
                     self._release()
                 else:
                     pending.extend(self._decoder.feed(chunk))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport or body decoding
                 self.close()
                 raise _broken(exc, self.count) from exc
             except BaseException:
@@ -188,7 +191,7 @@ class AsyncBatchResults:
                     await self._release()
                 else:
                     pending.extend(self._decoder.feed(chunk))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport or body decoding
                 await self.close()
                 raise _broken(exc, self.count) from exc
             except BaseException:

@@ -15,6 +15,7 @@ from types import TracebackType
 import anyio
 import httpx
 
+from clust.client._base import failure_text
 from clust.client._chunks import abody_chunks as _abody_chunks
 from clust.client._chunks import body_chunks as _body_chunks
 from clust.messages.errors import MessagesError
@@ -32,11 +33,11 @@ OpenResponse = Callable[[int], tuple[httpx.Response, int]]
 AsyncOpenResponse = Callable[[int], Awaitable[tuple[httpx.Response, int]]]
 
 
-def _interrupted(session: StreamSession, exc: httpx.TransportError) -> MessagesError:
+def _interrupted(session: StreamSession, exc: httpx.RequestError) -> MessagesError:
     if isinstance(exc, httpx.TimeoutException):
         error = session.interrupted(f"the stream timed out ({type(exc).__name__})")
     else:
-        error = session.interrupted(f"the connection broke during the stream: {exc}")
+        error = session.interrupted(f"the connection broke during the stream: {failure_text(exc)}")
     return error
 
 
@@ -103,7 +104,7 @@ class MessageStream:
                             break
                     else:
                         yield from session.end()
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:  # transport or body decoding
                     self._recover(_interrupted(session, exc), exc)
                 except MessagesError as failure:
                     self._recover(failure, None)
@@ -129,7 +130,11 @@ class MessageStream:
         return self._session.accumulator.final_message()
 
     def _open(self) -> None:
-        response, self._retries = self._open_response(self._retries)
+        try:
+            response, self._retries = self._open_response(self._retries)
+        except BaseException:
+            self._finished = True  # the open was retried already; never send it again
+            raise
         self._response = response
         self._session = StreamSession(response.headers.get("request-id"))
         try:
@@ -226,7 +231,7 @@ class AsyncMessageStream:
                     else:
                         for event in session.end():
                             yield event
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:  # transport or body decoding
                     await self._recover(_interrupted(session, exc), exc)
                 except MessagesError as failure:
                     await self._recover(failure, None)
@@ -255,7 +260,11 @@ class AsyncMessageStream:
         return self._session.accumulator.final_message()
 
     async def _open(self) -> None:
-        response, self._retries = await self._open_response(self._retries)
+        try:
+            response, self._retries = await self._open_response(self._retries)
+        except BaseException:
+            self._finished = True  # the open was retried already; never send it again
+            raise
         self._response = response
         self._session = StreamSession(response.headers.get("request-id"))
         try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from clust.client._base import POOL_LIMITS, BaseClient, release_request
+from clust.client._base import POOL_LIMITS, BaseClient, failure_text, release_request
 from clust.client._settings import TimeoutTypes
 from clust.client.batches_api import BatchesMixin
 from clust.client.models_api import ModelsMixin
@@ -49,7 +49,7 @@ class Client(BaseClient[httpx.Client], ModelsMixin, BatchesMixin):
     """
 
     def _new_http(self, timeout: httpx.Timeout) -> httpx.Client:
-        return httpx.Client(timeout=timeout, follow_redirects=True, limits=POOL_LIMITS)
+        return httpx.Client(timeout=timeout, follow_redirects=False, limits=POOL_LIMITS)
 
     def create_a_message(
         self,
@@ -143,19 +143,22 @@ class Client(BaseClient[httpx.Client], ModelsMixin, BatchesMixin):
         while True:
             try:
                 response = self._http.send(request, stream=stream)
+                if response.status_code >= 300:
+                    try:  # an error body cut short is a connection failure like any other
+                        content = response.read()
+                    finally:
+                        response.close()
             except httpx.TimeoutException as exc:
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
                     raise RequestTimedOut(f"the request timed out ({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport, body decoding, too many redirects
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
-                    raise ConnectionFailed(f"connection failed: {exc}") from exc
+                    raise ConnectionFailed(f"connection failed: {failure_text(exc)}") from exc
             else:
                 if response.status_code < 300:
                     return response, retries
-                content = response.read()
-                response.close()
                 decision = policy.decide_status(retries, response.status_code, response.headers)
                 if not decision.retry:
                     raise error_from_response(

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timezone
 
 __all__ = ["RetryDecision", "RetryPolicy", "is_retryable_status", "server_requested_wait"]
 
@@ -41,36 +42,41 @@ def server_requested_wait(
 ) -> float | None:
     """Seconds the server asked to wait, or None when it asked for nothing usable.
 
-    ``retry-after-ms`` is read first, then ``retry-after`` as seconds, then as an
-    HTTP date. Zero, negative, past and unparseable values count as no request.
+    ``retry-after-ms`` is read first: when it is a number, it decides (a positive one is
+    the wait; zero, negative or NaN ask for nothing). Otherwise ``retry-after`` as
+    seconds, then as an HTTP date (an asctime date, which names no zone, is GMT). Zero,
+    negative, infinite, past and unparseable values count as no request.
     """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
-        wait = _positive_float(raw_ms)
-        if wait is not None:
-            return wait / 1000.0
+        milliseconds = _float(raw_ms)
+        if milliseconds is not None:
+            return milliseconds / 1000.0 if _usable(milliseconds) else None
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    wait = _positive_float(raw)
-    if wait is not None:
-        return wait
+    seconds = _float(raw)
+    if seconds is not None:
+        return seconds if _usable(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # asctime format: GMT by definition (RFC 9110)
+            when = when.replace(tzinfo=timezone.utc)
+        wait = when.timestamp() - now()
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: year 99999
         return None
-    if when.tzinfo is None:
-        return None
-    seconds = when.timestamp() - now()
-    return seconds if seconds > 0 else None
+    return wait if wait > 0 else None
 
 
-def _positive_float(raw: str) -> float | None:
+def _float(raw: str) -> float | None:
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         return None
-    return value if value > 0 and math.isfinite(value) else None
+
+
+def _usable(wait: float) -> bool:
+    return wait > 0 and math.isfinite(wait)
 
 
 @dataclass(frozen=True)

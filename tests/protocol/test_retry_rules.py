@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import time
 
 import pytest
 
@@ -48,6 +49,12 @@ def test_should_retry_is_exact_lowercase() -> None:
         ({"retry-after": "0"}, None),
         ({"retry-after": "-4"}, None),
         ({"retry-after-ms": "0"}, None),
+        # a number in retry-after-ms decides, even one that asks for no wait
+        ({"retry-after-ms": "0", "retry-after": "4"}, None),
+        ({"retry-after-ms": "-1", "retry-after": "4"}, None),
+        ({"retry-after-ms": "nan", "retry-after": "4"}, None),
+        ({"retry-after": "Wed, 21 Oct 9999999999 07:28:00 GMT"}, None),
+        ({"retry-after": "Wed, 21 Oct 2015 99999999999999999999:28:00 GMT"}, None),
         ({"retry-after": "soon"}, None),
         ({"retry-after": "nan"}, None),
         ({"retry-after": "inf"}, None),
@@ -64,6 +71,9 @@ def test_server_requested_wait_http_date() -> None:
     past = email.utils.formatdate(now - 30, usegmt=True)
     assert server_requested_wait({"retry-after": future}, now=lambda: now) == pytest.approx(30)
     assert server_requested_wait({"retry-after": past}, now=lambda: now) is None
+    # asctime format names no zone: it is GMT
+    asctime = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(now + 30))
+    assert server_requested_wait({"retry-after": asctime}, now=lambda: now) == pytest.approx(30)
 
 
 def test_backoff_doubles_caps_and_only_shortens() -> None:
