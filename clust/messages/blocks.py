@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from clust.messages._wire import OpenUnionFallback, WireEnum, WireModel, literal_tags
 from clust.messages.cache import CacheControl
@@ -332,7 +332,7 @@ class ToolResultContentBlock(WireModel):
     type: Literal["tool_result"] = "tool_result"
     tool_use_id: str
     content: Annotated[str | list[ContentBlock] | None, Field(union_mode="left_to_right")] = None
-    is_error: bool | None = None
+    is_error: StrictBool | None = None
     toolset_name: str | None = None
     cache_control: CacheControl | None = None
 

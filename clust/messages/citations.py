@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from clust.messages._wire import OpenUnionFallback, WireModel, literal_tags
 
@@ -28,7 +28,7 @@ __all__ = [
 class CitationsConfig(WireModel):
     """``{"enabled": bool}`` on documents and search results."""
 
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class CharLocationCitation(WireModel):

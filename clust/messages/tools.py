@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Tag, field_validator, model_validator
+from pydantic import Discriminator, StrictBool, Tag, field_validator, model_validator
 
 from clust.messages._wire import WireEnum, WireModel
 from clust.messages.cache import CacheControl
@@ -34,10 +34,10 @@ class ToolDefinition(WireModel):
     input_schema: dict[str, Any]
     cache_control: CacheControl | None = None
     type: str | None = None
-    strict: bool | None = None
-    defer_loading: bool | None = None
+    strict: StrictBool | None = None
+    defer_loading: StrictBool | None = None
     allowed_callers: list[str] | None = None
-    eager_input_streaming: bool | None = None
+    eager_input_streaming: StrictBool | None = None
     input_examples: list[dict[str, Any]] | None = None
 
     @field_validator("name")
@@ -119,7 +119,7 @@ class ToolChoice(WireModel):
 
     type: ToolChoiceType
     name: str | None = None
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: StrictBool | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ToolChoice:

@@ -664,3 +664,57 @@ def test_sdk_request_types_accept_our_bodies() -> None:
     non_streaming.validate_python(typed.to_wire())
     with pytest.raises(ValidationError):  # the check has teeth
         non_streaming.validate_python({**typed.to_wire(), "tool_choice": {"type": "tool"}})
+
+
+_TOOL_TURNS = [
+    {"role": "user", "content": "x"},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        (
+            {
+                "messages": [
+                    *_TOOL_TURNS,
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": "yes"}],
+                    },
+                ]
+            },
+            "is_error",
+        ),
+        ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "off"}}, "disable_parallel"),
+        ({"tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": 1}]}, "strict"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "url", "url": "https://e/a.pdf"},
+                                "citations": {"enabled": "true"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "enabled",
+        ),
+    ],
+)
+def test_booleans_are_not_guessed_from_other_types(fields: dict[str, Any], where: str) -> None:
+    """``"yes"``, ``"off"`` or ``1`` for a boolean is refused before the network, not
+    rewritten to ``true``/``false`` (the API would refuse it)."""
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with pytest.raises(ValidationError, match=where):
+        MessagesRequestBody.model_validate({**body, **fields})
