@@ -145,15 +145,19 @@ DIRECT = "clust_direct"
 """Execution option: nothing listens to this connection's statements, so fixed SQL may
 go straight to the driver's cursor (set by :func:`reading` and :func:`writing`)."""
 
-_SQL_LOG = logging.getLogger("sqlalchemy.engine.Engine")
-
-
 def statements_watched(connection: Connection) -> bool:
-    """Whether SQLAlchemy's events or SQL logging should see this connection's statements."""
+    """Whether SQLAlchemy's events (cursor execution, errors, the dialect's execute
+    hook) or SQL logging (``echo``, or the engine's logger at INFO, its own
+    ``logging_name`` included) should see this connection's statements."""
     dispatch = connection.dispatch
+    engine = connection.engine
+    dialect_dispatch = engine.dialect.dispatch
     return bool(
         dispatch.before_cursor_execute
         or dispatch.after_cursor_execute
-        or connection.engine.echo
-        or _SQL_LOG.isEnabledFor(logging.INFO)
+        or dialect_dispatch.handle_error
+        or dialect_dispatch.do_execute
+        or dialect_dispatch.do_executemany
+        or engine.echo
+        or engine.logger.isEnabledFor(logging.INFO)
     )

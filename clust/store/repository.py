@@ -201,12 +201,15 @@ def _driver_error(
     connection: Connection, sql: str, params: Any, error: Any, cursor: Any
 ) -> DBAPIError:
     """``error`` of a statement run on the driver's cursor, wrapped as SQLAlchemy wraps
-    it; a connection the driver reports lost is invalidated (not pooled again)."""
+    it. When the driver reports the connection lost, SQLAlchemy's own rule applies: the
+    connection is invalidated, and so is every connection the pool held then (a server
+    that dropped one has usually dropped them all)."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
     with contextlib.suppress(dialect.loaded_dbapi.Error):
         cursor.close()
     if lost:
+        connection.engine.pool._invalidate(connection.connection, error)
         connection.invalidate(error)
     wrapped = DBAPIError.instance(
         sql,
@@ -294,6 +297,12 @@ class Turns(NamedTuple):
     ttls: Sequence[str | None]
 
 
+def _speaks_utf8(dbapi: Any) -> bool:
+    """Whether text comes from the server as UTF-8 (the client encoding: a connection
+    may ask for another, e.g. with ``PGCLIENTENCODING``), so its bytes are the wire's."""
+    return str(dbapi.info.encoding).replace("-", "").replace("_", "").lower() == "utf8"
+
+
 def _raw_text_cursor(dbapi: Any) -> Any:
     """A binary psycopg cursor that hands ``text`` columns over as their UTF-8 bytes
     (``wire``; ``role`` is a varchar and stays a string): no decoding in the client, no
@@ -334,10 +343,11 @@ def load_turns(connection: Connection, conversation_id: str, start: int = 0) -> 
 def _load_turns_pg(connection: Connection, params: dict[str, Any]) -> list[Any]:
     """The rows of :data:`_LOAD_TURNS_PG`, ``wire`` as UTF-8 bytes (``cache_ttls`` is
     read as a varchar, so it stays a string)."""
-    if _watched(connection):
+    dbapi_connection = connection.connection.dbapi_connection
+    if _watched(connection) or not _speaks_utf8(dbapi_connection):
         result = connection.exec_driver_sql(_LOAD_TURNS_PG.pyformat, params)
         return [(position, role, wire.encode(), ttls) for position, role, wire, ttls in result]
-    cursor = _raw_text_cursor(connection.connection.dbapi_connection)
+    cursor = _raw_text_cursor(dbapi_connection)
     try:
         cursor.execute(_LOAD_TURNS_PG.pyformat, params)
         found: list[Any] = cursor.fetchall()

@@ -85,3 +85,24 @@ def test_history_read_after_the_connection_was_killed(
         reopened.history  # noqa: B018 - the read is the point
     assert lost.value.connection_invalidated
     assert len(reopened.history) == 2
+
+
+def test_one_lost_server_fails_one_send_not_one_per_pooled_connection(
+    pg_store: tuple[Store, str], client: Client
+) -> None:
+    """As SQLAlchemy does: a connection found lost invalidates the whole pool."""
+    store, name = pg_store
+    conv = store.create_conversation(model=MODEL, max_tokens=32)
+    held = [store.engine.connect() for _ in range(4)]  # four connections in the pool
+    for connection in held:
+        connection.exec_driver_sql("SELECT 1")
+        connection.close()
+    assert kill_backends(store, name) >= 4
+
+    with pytest.raises(DBAPIError):
+        conv.send(client, "first")
+    conv.send(client, "second")  # a fresh connection: the others were dropped too
+    assert [m.text() for m in store.get_conversation(conv.id).history][-2:] == [
+        "second",
+        "Echo: second",
+    ]
