@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,9 @@ class Conversation:
         self.created_at: datetime = row["created_at"]
         self._head = RequestHead(row["request_head"])
         self._history = History()
+        # Held while a step reads the store and updates the history held here, so
+        # threads sharing this object (a waiting send, a refresh) see each step whole.
+        self._steps = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Conversation(id={self.id!r}, model={self.model!r}, title={self.title!r})"
@@ -171,7 +175,7 @@ class Conversation:
 
     def refresh(self) -> None:
         """Read turns other processes added since this object last looked."""
-        with reading(self._engine) as connection:
+        with self._steps, reading(self._engine) as connection:
             sync_history(connection, self.id, self._history)
 
     def _load(self) -> None:
@@ -200,7 +204,8 @@ class Conversation:
 
     def discard_pending(self) -> None:
         """Drop a pending user turn (after a failed send) instead of retrying it."""
-        discard_pending(self._engine, self.id, self._history, self._lease)
+        with self._steps:
+            discard_pending(self._engine, self.id, self._history, self._lease)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -539,15 +544,16 @@ class Conversation:
         )
 
     def _try_begin(self, wire: bytes | None, resume: bool = False) -> Turn:
-        return begin_turn(
-            self._engine,
-            self.id,
-            self._history,
-            wire,
-            self._lease,
-            resume=resume,
-            reply_id=self.cache is not None and self.cache.explain_misses,
-        )
+        with self._steps:
+            return begin_turn(
+                self._engine,
+                self.id,
+                self._history,
+                wire,
+                self._lease,
+                resume=resume,
+                reply_id=self.cache is not None and self.cache.explain_misses,
+            )
 
     def _begin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
         """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
@@ -563,22 +569,40 @@ class Conversation:
     async def _abegin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
         deadline = time.monotonic() + wait
         while True:
+            handoff = _Handoff()
             try:
-                return await anyio.to_thread.run_sync(self._try_begin, wire, resume)
+                return await anyio.to_thread.run_sync(self._begin_for, handoff, wire, resume)
             except ConversationBusy:
                 if time.monotonic() >= deadline:
                     raise
+            except BaseException:
+                # Cancelled (asyncio's cancel does not wait for the worker thread): the
+                # turn the thread began, or is still beginning, is given back.
+                begun = handoff.abandon()
+                if begun is not None:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._abort, begun)
+                raise
             await anyio.sleep(_POLL)
+
+    def _begin_for(self, handoff: _Handoff, wire: bytes | None, resume: bool) -> Turn:
+        """:meth:`_try_begin` in a worker thread for :meth:`_abegin`; if the caller gave
+        up meanwhile, the turn is released here, since nobody will send it."""
+        turn = self._try_begin(wire, resume)
+        if not handoff.deliver(turn):
+            self._abort(turn)
+        return turn
 
     def _finish(self, turn: Turn, response: MessagesResponseBody, started: float) -> None:
         """Store the reply; if that fails, give the lease back and raise."""
         latency_ms = round((time.monotonic() - started) * 1000)
         try:
-            finish_turn(self._engine, turn, self._history, response, latency_ms)
+            with self._steps:
+                finish_turn(self._engine, turn, self._history, response, latency_ms)
+                self._window.replied(response, len(self._history.wires[-1]))
         except BaseException:
             self._abort(turn)
             raise
-        self._window.replied(response, len(self._history.wires[-1]))
 
     def _renew(self, turn: Turn) -> None:
         """Extend the lease of a long stream (a lost lease shows at finish)."""
@@ -667,7 +691,8 @@ class Conversation:
     def _refuse(self, turn: Turn, *, new_turn: bool) -> None:
         """Release a turn the strategy refused; the user turn it stored is removed."""
         drop_from = turn.reply_position - 1 if new_turn else None
-        refuse_turn(self._engine, self.id, turn.holder, drop_from, self._history)
+        with self._steps:
+            refuse_turn(self._engine, self.id, turn.holder, drop_from, self._history)
 
     def _exchange(
         self,
@@ -719,3 +744,30 @@ class Conversation:
             raise
         await anyio.to_thread.run_sync(partial(self._finish, turn, response, started))
         return response
+
+
+class _Handoff:
+    """A turn begun in a worker thread, passed to an awaiting caller who may be gone
+    (cancelled) by the time it is begun: exactly one side then gives it back."""
+
+    __slots__ = ("_abandoned", "_lock", "_turn")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turn: Turn | None = None
+        self._abandoned = False
+
+    def deliver(self, turn: Turn) -> bool:
+        """From the thread: hand ``turn`` over; ``False`` if the caller is gone."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._turn = turn
+            return True
+
+    def abandon(self) -> Turn | None:
+        """From the cancelled caller: the turn already delivered, which the caller must
+        give back, or ``None`` (the thread will, if it begins one)."""
+        with self._lock:
+            self._abandoned = True
+            return self._turn

@@ -145,6 +145,7 @@ DIRECT = "clust_direct"
 """Execution option: nothing listens to this connection's statements, so fixed SQL may
 go straight to the driver's cursor (set by :func:`reading` and :func:`writing`)."""
 
+
 def statements_watched(connection: Connection) -> bool:
     """Whether SQLAlchemy's events (cursor execution, errors, the dialect's execute
     hook) or SQL logging (``echo``, or the engine's logger at INFO, its own
