@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 from clust.conversation.history import RequestHead, stored_params
 from clust.messages.errors import InvalidParameter, StoreError
 from clust.store import repository as rows
-from clust.store.engine import transaction
 
 if TYPE_CHECKING:
     from clust.conversation.conversation import Conversation
@@ -90,6 +89,7 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
             raise InvalidParameter(f"messages[{index}].role", role, "'user' or 'assistant'")
         wire = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         turns.append((role, wire))
+    usage = [_usage_values(index, entry) for index, entry in enumerate(document.get("usage") or [])]
     try:
         conversation = store._insert(
             head,
@@ -99,17 +99,31 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
             fork_position=document.get("fork_position"),
             turns=turns,
             conversation_id=document["id"] if keep_id else None,
+            usage=usage,
         )
     except IntegrityError as exc:
-        raise StoreError(f"conversation {document['id']!r} already exists") from exc
-    usage = document.get("usage") or []
-    if usage:
-        with transaction(store.engine) as connection:
-            for entry in usage:
-                values = dict(entry)
-                values["conversation_id"] = conversation.id
-                values.setdefault("outcome", "reply")
-                for key in ("started_at", "finished_at"):
-                    values[key] = datetime.fromisoformat(values[key])
-                rows.insert_usage(connection, values)
+        raise StoreError(
+            f"conversation {document['id']!r} already exists, or a usage row does not "
+            f"match its turns: {exc.orig}"
+        ) from exc
     return conversation
+
+
+def _usage_values(index: int, entry: Any) -> dict[str, Any]:
+    """One exported usage row as column values, checked before anything is written."""
+    if not isinstance(entry, Mapping):
+        raise InvalidParameter(f"usage[{index}]", entry, "a usage row (an object)")
+    values = dict(entry)
+    values.pop("conversation_id", None)
+    values.setdefault("outcome", "reply")
+    missing = rows.missing_usage_columns(values)
+    if missing:
+        raise InvalidParameter(f"usage[{index}]", entry, f"a usage row with {', '.join(missing)}")
+    for key in ("started_at", "finished_at"):
+        try:
+            values[key] = datetime.fromisoformat(str(values[key]))
+        except ValueError as exc:
+            raise InvalidParameter(
+                f"usage[{index}].{key}", values[key], "an ISO 8601 time"
+            ) from exc
+    return values

@@ -179,7 +179,10 @@ class Store:
         fork_position: int | None = None,
         turns: Sequence[tuple[str, bytes]] = (),
         conversation_id: str | None = None,
+        usage: Sequence[Mapping[str, Any]] = (),
     ) -> Conversation:
+        """Add a conversation, its ``turns`` and ``usage`` rows (keyed by column name,
+        without ``conversation_id``) in one transaction."""
         wire = dict(head.wire)
         now = utcnow()
         values = {
@@ -201,6 +204,8 @@ class Store:
             rows.insert_conversation(connection, values)
             if turns:
                 rows.insert_messages(connection, values["id"], 0, turns, now)
+            for entry in usage:
+                rows.insert_usage(connection, {**entry, "conversation_id": values["id"]})
         conversation = self._conversation(values)
         conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation

@@ -76,6 +76,7 @@ __all__ = [
     "load_turns",
     "load_usage",
     "metadata_matches",
+    "missing_usage_columns",
     "release_lease",
     "renew_lease",
     "reply_message_id",
@@ -400,6 +401,15 @@ _INSERT_USAGE = _Sql(
     f"INSERT INTO clust_usage ({', '.join(_USAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + name for name in _USAGE_COLUMNS)})"
 )
+
+
+def missing_usage_columns(values: Mapping[str, Any]) -> list[str]:
+    """The columns a usage row needs that ``values`` lacks (``conversation_id`` aside)."""
+    return [
+        name
+        for name in _USAGE_COLUMNS
+        if name not in values and name not in _OPTIONAL_USAGE and name != "conversation_id"
+    ]
 
 
 def insert_usage(connection: Connection, values: Mapping[str, Any]) -> None:

@@ -484,6 +484,32 @@ def test_import_with_keep_id_after_delete_and_on_an_existing_id(
     assert restored.usage() == conv.usage()
 
 
+@pytest.mark.parametrize(
+    ("broken", "field"),
+    [
+        ({"started_at": "not a time"}, "usage[0].started_at"),
+        ({"input_tokens": None, "model": None}, "usage[0]"),
+    ],
+    ids=["bad time", "missing column"],
+)
+def test_an_import_with_a_bad_usage_row_writes_nothing(
+    store: Store, client: Client, fake: FakeClaude, broken: dict[str, Any], field: str
+) -> None:
+    conv = rich_conversation(store, client, fake)
+    document = store.export_conversation(conv)
+    store.delete_conversation(conv.id)
+    usage_before = count_rows(store, UsageRow)
+    row = {**document["usage"][0], **broken}
+    bad = {**document, "usage": [{k: v for k, v in row.items() if v is not None}]}
+    with pytest.raises(InvalidParameter) as caught:
+        store.import_conversation(bad, keep_id=True)
+    assert caught.value.field == field
+    assert (count_rows(store, ConversationRow), count_rows(store, MessageRow)) == (0, 0)
+    assert count_rows(store, UsageRow) == usage_before
+    restored = store.import_conversation(document, keep_id=True)  # the id is still free
+    assert restored.usage() == conv.usage()
+
+
 def test_import_rejects_a_foreign_document(store: Store) -> None:
     with pytest.raises(InvalidParameter) as caught:
         store.import_conversation({"format": "something-else", "version": 1})
