@@ -81,3 +81,20 @@ def test_tool_loop_example_runs(tmp_path: Path) -> None:
         assert result.text == "Rain in Paris."
         sent = fake.requests[1].body["messages"][-1]["content"][0]
         assert sent["content"] == "14 C and light rain in Paris"
+
+
+def test_usage_and_budget_example_runs(tmp_path: Path, monkeypatch: Any) -> None:
+    """The budget snippet prices the model the other snippets use, so a budgeted send
+    goes through and its cost is a number."""
+    from clust import Client
+
+    [code] = [block for block in _python_blocks() if "budgets=[Budget(" in block]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    store = namespace["store"]
+    with FakeClaude() as fake, Client(api_key="offline", base_url=fake.base_url) as client:
+        conv = store.create_conversation(model="claude-sonnet-5-5", max_tokens=64)
+        conv.send(client, "Hello")
+        assert conv.usage().cost is not None and conv.usage().cost > 0
+    store.close()

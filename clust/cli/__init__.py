@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         "database (chat, conversations, usage, batches): --db URL, else $CLUST_DATABASE_URL, else "
         f"{data_dir() / 'clust.db'} (SQLite, created on first use). URLs: "
         "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname "
-        "(pip install 'clust[postgres]')."
+        "(pip install 'psycopg[binary]')."
     )
     parser = argparse.ArgumentParser(
         prog="clust",

@@ -104,7 +104,7 @@ def driver_missing(url: str, error: ImportError) -> CliError:
     """The error for a URL whose database driver is not installed."""
     return CliError(
         f"cannot load the database driver for {shown_url(url)}: {error} (for PostgreSQL: "
-        "pip install 'clust[postgres]' and a postgresql+psycopg:// URL)"
+        "pip install 'psycopg[binary]' and a postgresql+psycopg:// URL)"
     )
 
 

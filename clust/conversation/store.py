@@ -47,7 +47,7 @@ class Store:
 
     Args:
         url: an SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://...``
-            (``pip install 'clust[postgres]'``).
+            (the driver: ``pip install 'psycopg[binary]'``).
         upgrade: bring the schema to the current revision on open (default); with
             ``False`` an out-of-date schema raises :class:`StoreError` (run
             ``clust db upgrade``).
