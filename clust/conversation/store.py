@@ -217,10 +217,10 @@ class Store:
             ConversationNotFound: no conversation has this id.
         """
         with reading(self._engine) as connection:
-            row = rows.get_conversation(connection, conversation_id)
+            row = rows.open_conversation(connection, conversation_id)
         if row is None:
             raise ConversationNotFound(conversation_id)
-        return self._conversation(dict(row._mapping))
+        return self._conversation(row)
 
     def list_conversations(
         self,

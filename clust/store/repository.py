@@ -21,6 +21,7 @@ without a decode and re-encode.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -77,6 +78,7 @@ __all__ = [
     "load_usage",
     "metadata_matches",
     "missing_usage_columns",
+    "open_conversation",
     "release_lease",
     "renew_lease",
     "reply_message_id",
@@ -244,6 +246,35 @@ def _read_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return cast(datetime, value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+
+
+_OPEN_CONVERSATION = _Sql(
+    """SELECT id, title, metadata, parent_id, fork_position, created_at, request_head
+    FROM clust_conversations WHERE id = :id"""
+)
+
+
+def open_conversation(connection: Connection, conversation_id: str) -> dict[str, Any] | None:
+    """What opening a conversation reads of its row (not the JSON columns kept for
+    queries: the request head holds them as sent), or ``None``. Fixed SQL, one
+    primary-key lookup."""
+    cursor = _OPEN_CONVERSATION.run(connection, {"id": conversation_id})
+    row = cursor.fetchone()
+    cursor.close()
+    if row is None:
+        return None
+    found_id, title, metadata, parent_id, fork_position, created_at, request_head = row
+    if isinstance(metadata, str | bytes):  # SQLite keeps JSON as text
+        metadata = json.loads(metadata)
+    return {
+        "id": found_id,
+        "title": title,
+        "metadata": metadata,
+        "parent_id": parent_id,
+        "fork_position": fork_position,
+        "created_at": _read_time(created_at),
+        "request_head": request_head,
+    }
 
 
 _INSERT_MESSAGE = _Sql(

@@ -232,6 +232,10 @@ CASES: dict[str, tuple[Callable[[Connection], object], list[Expect]]] = {
         lambda c: rows.get_conversation(c, TARGET),
         [Expect({("clust_conversations", PK)})],
     ),
+    "open_conversation": (
+        lambda c: rows.open_conversation(c, TARGET),
+        [Expect({("clust_conversations", PK)})],
+    ),
     "load_turns": (
         lambda c: rows.load_turns(c, TARGET, 3),
         [Expect({("clust_messages", PK)})],
