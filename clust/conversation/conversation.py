@@ -543,7 +543,9 @@ class Conversation:
             max_tokens=int(head.wire["max_tokens"]),
         )
 
-    def _try_begin(self, wire: bytes | None, resume: bool = False) -> Turn:
+    def _try_begin(
+        self, wire: bytes | None, resume: bool = False, after: int | None = None
+    ) -> Turn:
         with self._steps:
             return begin_turn(
                 self._engine,
@@ -552,26 +554,33 @@ class Conversation:
                 wire,
                 self._lease,
                 resume=resume,
+                after=after,
                 reply_id=self.cache is not None and self.cache.explain_misses,
             )
 
-    def _begin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
-        """Start a turn, polling up to ``wait`` seconds while the conversation is busy."""
+    def _begin(
+        self, wire: bytes | None, wait: float, resume: bool = False, after: int | None = None
+    ) -> Turn:
+        """Start a turn, polling up to ``wait`` seconds while the conversation is busy
+        (``after``: see :func:`~clust.conversation.turns.begin_turn`)."""
         deadline = time.monotonic() + wait
         while True:
             try:
-                return self._try_begin(wire, resume)
+                return self._try_begin(wire, resume, after)
             except ConversationBusy:
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(_POLL)
 
-    async def _abegin(self, wire: bytes | None, wait: float, resume: bool = False) -> Turn:
+    async def _abegin(
+        self, wire: bytes | None, wait: float, resume: bool = False, after: int | None = None
+    ) -> Turn:
         deadline = time.monotonic() + wait
         while True:
             handoff = _Handoff()
             try:
-                return await anyio.to_thread.run_sync(self._begin_for, handoff, wire, resume)
+                begin = partial(self._begin_for, handoff, wire, resume, after)
+                return await anyio.to_thread.run_sync(begin)
             except ConversationBusy:
                 if time.monotonic() >= deadline:
                     raise
@@ -585,10 +594,12 @@ class Conversation:
                 raise
             await anyio.sleep(_POLL)
 
-    def _begin_for(self, handoff: _Handoff, wire: bytes | None, resume: bool) -> Turn:
+    def _begin_for(
+        self, handoff: _Handoff, wire: bytes | None, resume: bool, after: int | None
+    ) -> Turn:
         """:meth:`_try_begin` in a worker thread for :meth:`_abegin`; if the caller gave
         up meanwhile, the turn is released here, since nobody will send it."""
-        turn = self._try_begin(wire, resume)
+        turn = self._try_begin(wire, resume, after)
         if not handoff.deliver(turn):
             self._abort(turn)
         return turn
@@ -702,9 +713,10 @@ class Conversation:
         options: CallOptions,
         wait: float,
         resume: bool = False,
+        after: int | None = None,
     ) -> MessagesResponseBody:
         self._check_budgets(head, wire)
-        turn = self._begin(wire, wait, resume)
+        turn = self._begin(wire, wait, resume, after)
         started = time.monotonic()
         try:
             spec = self._prepare(client, head, options, stream=False)
@@ -726,9 +738,10 @@ class Conversation:
         options: CallOptions,
         wait: float,
         resume: bool = False,
+        after: int | None = None,
     ) -> MessagesResponseBody:
         await anyio.to_thread.run_sync(self._check_budgets, head, wire)
-        turn = await self._abegin(wire, wait, resume)
+        turn = await self._abegin(wire, wait, resume, after)
         started = time.monotonic()
         try:
             spec = await self._aprepare(client, head, options, stream=False)

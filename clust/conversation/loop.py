@@ -107,6 +107,9 @@ class _Plan:
     resume: bool = False
     tools_at: int | None = None
     tool_uses: list[ToolUseContentBlock] = field(default_factory=list)
+    answers: int | None = None
+    """The position of the reply whose tool calls ``wire`` answers: it is stored only
+    right after it (another process may have answered them meanwhile)."""
 
 
 class _Loop:
@@ -344,12 +347,12 @@ def run(
             step = loop.finish_tools(response, outcomes)
             if on_step is not None:
                 on_step(step)
-            plan = _Plan(wire=loop.results_turn(outcomes))
+            plan = _Plan(wire=loop.results_turn(outcomes), answers=plan.tools_at)
             continue
         if requests >= max_steps:
             return RunResult(response, loop.steps, "max_steps")
         response = conversation._exchange(
-            client, plan.wire, loop.head, options, wait, resume=plan.resume
+            client, plan.wire, loop.head, options, wait, resume=plan.resume, after=plan.answers
         )
         requests += 1
         plan = loop.after_reply(response)
@@ -465,12 +468,12 @@ async def arun(
             outcomes = await _arun_tools(loop, plan, approve)
             step = loop.finish_tools(response, outcomes)
             await _maybe_await(on_step, step)
-            plan = _Plan(wire=loop.results_turn(outcomes))
+            plan = _Plan(wire=loop.results_turn(outcomes), answers=plan.tools_at)
             continue
         if requests >= max_steps:
             return RunResult(response, loop.steps, "max_steps")
         response = await conversation._aexchange(
-            client, plan.wire, loop.head, options, wait, resume=plan.resume
+            client, plan.wire, loop.head, options, wait, resume=plan.resume, after=plan.answers
         )
         requests += 1
         plan = loop.after_reply(response)

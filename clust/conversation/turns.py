@@ -112,10 +112,13 @@ def begin_turn(
     lease: timedelta,
     *,
     resume: bool = False,
+    after: int | None = None,
     reply_id: bool = False,
 ) -> Turn:
     """Claim the conversation and store the user turn (``None``: resend the pending one,
     or with ``resume`` send the history as it is, to continue a ``pause_turn`` reply).
+    With ``after``, the user turn is stored only right after the turn at that position
+    (the tool results of a tool loop answer that reply, and nothing may come between).
     With ``reply_id``, the newest reply's message id is read too if ``history`` does
     not know it (for ``diagnostics.previous_message_id``).
 
@@ -123,9 +126,11 @@ def begin_turn(
         ConversationBusy: another send holds the conversation.
         PendingTurn: a new turn was given but the last one still waits for its reply.
         NothingToRetry: no turn was given and none is pending.
+        StoreError: with ``after``, turns were stored after that position meanwhile.
     """
     holder = secrets.token_hex(16)
-    if user_wire is not None and history.last_role != "user" and _one_statement(engine):
+    current = after is None or len(history) == after + 1
+    if user_wire is not None and history.last_role != "user" and current and _one_statement(engine):
         turn = _begin_in_one_statement(
             engine, conversation_id, history, user_wire, lease, holder, reply_id
         )
@@ -159,6 +164,12 @@ def begin_turn(
         else:
             if pending:
                 raise PendingTurn(conversation_id, position - 1)
+            if after is not None and position != after + 1:
+                raise StoreError(
+                    f"conversation {conversation_id!r}: the turn at position {after} is no "
+                    f"longer the newest (the turns end at {position - 1}): another process "
+                    "answered it, so this turn is not stored"
+                )
             rows.insert_messages(connection, conversation_id, position, [("user", user_wire)], now)
         if reply_id:
             _learn_reply_id(connection, conversation_id, history)

@@ -34,6 +34,7 @@ from clust.messages import (
     ApiError,
     InvalidParameter,
     ServerToolDefinition,
+    StoreError,
     TextContentBlock,
     ToolInputError,
     ToolResultContentBlock,
@@ -911,3 +912,47 @@ def test_a_timed_out_sync_tool_does_not_hold_up_the_process_exit(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
     assert time.monotonic() - started < 30  # the tool's thread sleeps for 60 s
+
+
+def test_results_of_a_tool_run_answered_meanwhile_are_not_stored(
+    store: Store, fake: FakeClaude, client: Client
+) -> None:
+    """Process A is inside a slow tool; process B resumes the loop, answers the call
+    as interrupted and gets the final reply. A's late results must not land after that
+    reply (the API would refuse the turn, and it would stay pending)."""
+    started = threading.Event()
+
+    @tool
+    def slow_charge(amount: int) -> str:
+        """Charge a card (not idempotent)."""
+        started.set()
+        time.sleep(0.6)
+        return f"charged {amount}"
+
+    fake.enqueue(
+        Reply.tool_use("slow_charge", {"amount": 5}, id="toolu_s1"),
+        Reply.text("The charge was interrupted; I will not retry it."),
+    )
+    conv = new_conversation(store)
+    failures: list[BaseException] = []
+
+    def process_a() -> None:
+        try:
+            conv.run(client, "Charge 5", tools=[slow_charge])
+        except BaseException as exc:
+            failures.append(exc)
+
+    a = threading.Thread(target=process_a)
+    a.start()
+    assert started.wait(5)
+    other = store.get_conversation(conv.id)  # process B, while A's tool runs
+    result = other.run(client, None, tools=[slow_charge])
+    assert result.text == "The charge was interrupted; I will not retry it."
+    a.join()
+
+    assert len(failures) == 1 and isinstance(failures[0], StoreError)
+    assert "another process answered it" in str(failures[0])
+    assert len(fake.requests) == 2  # A's results were never sent
+    stored = store.get_conversation(conv.id)
+    assert [m.role.value for m in stored.history] == ["user", "assistant", "user", "assistant"]
+    assert not stored.pending
