@@ -605,14 +605,16 @@ class Conversation:
         return turn
 
     def _finish(self, turn: Turn, response: MessagesResponseBody, started: float) -> None:
-        """Store the reply; if that fails, give the lease back and raise."""
+        """Store the reply; if that fails (the lease ran out and another send took the
+        conversation, or the database failed), give the lease back and raise. The
+        reply was billed all the same: its usage is recorded, flagged interrupted."""
         latency_ms = round((time.monotonic() - started) * 1000)
         try:
             with self._steps:
                 finish_turn(self._engine, turn, self._history, response, latency_ms)
                 self._window.replied(response, len(self._history.wires[-1]))
         except BaseException:
-            self._abort(turn)
+            self._abort(turn, response, started)
             raise
 
     def _renew(self, turn: Turn) -> None:

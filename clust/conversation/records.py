@@ -115,7 +115,8 @@ class TurnUsage:
 
     Attributes:
         position: the stored reply's position (``None``: a billed attempt that stored
-            no turn, ``outcome`` "interrupted").
+            no turn, ``outcome`` "interrupted": a stream cut after billing began, or a
+            reply refused because its lease ran out).
         message_id: the reply's message id.
         model, request_id, stop_reason, service_tier: as the API reported them.
         input_tokens, output_tokens, cache_creation_5m_input_tokens,

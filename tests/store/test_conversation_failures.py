@@ -372,7 +372,10 @@ def test_an_expired_lease_is_taken_over_and_the_late_reply_is_not_stored(
             stalled.result(timeout=5)
         stored = elsewhere.get_conversation(conv.id)
         assert texts(stored) == ["first", "Echo: first"]
-        assert stored.usage().requests == 1
+        # Both replies were billed: the refused one is in the ledger, flagged.
+        outcomes = sorted(turn.outcome for turn in stored.usage_by_turn())
+        assert outcomes == ["interrupted", "reply"]
+        assert stored.usage().requests == 2
         conv.send(client, "second")  # the stalled object carries on from the stored turns
         assert texts(elsewhere.get_conversation(conv.id))[2:] == ["second", "Echo: second"]
 
