@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import pytest
-from support import simple_body
+from support import message_start, simple_body, sse
 
 from clust import AsyncClient, Client
 from clust.messages import (
@@ -305,21 +304,6 @@ def test_read_timeout_mid_stream(client: Client, fake: FakeClaude) -> None:
         stream.get_final_message()
 
 
-_START = {
-    "type": "message_start",
-    "message": {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-sonnet-5-5",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    },
-}
-
-
 @pytest.mark.parametrize(
     ("detail", "wanted"),
     [
@@ -334,22 +318,19 @@ def test_error_event_without_a_message_is_still_typed(
 ) -> None:
     """An ``error`` event whose ``message`` is missing or null raises the error class of
     its type (as the HTTP error path does), not a decode error."""
-    body = "".join(
-        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
-        for event in (
-            _START,
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": "Hi"},
-            },
-            {"type": "error", "error": detail},  # after content: raised, not retried
-        )
+    body = sse(
+        message_start(input_tokens=3),
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "Hi"},
+        },
+        {"type": "error", "error": detail},  # after content: raised, not retried
     )
     fake.enqueue(Reply.raw(body, content_type="text/event-stream"))
     with pytest.raises(wanted) as caught:

@@ -35,6 +35,7 @@ from typing import Any
 import anthropic
 import anyio.to_thread
 import pytest
+from support import sse
 
 from clust import AsyncClient, Client
 from clust.messages import (
@@ -338,10 +339,6 @@ def test_scripts_really_stream_what_their_names_promise(fake: FakeClaude, client
 # --- deliberate differences ----------------------------------------------------------------
 
 
-def _sse(*events: dict[str, Any]) -> str:
-    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
-
-
 def _cut_tool_input_sse(fragments: list[str]) -> str:
     """A stream whose tool_use input JSON is cut short by max_tokens."""
     start: dict[str, Any] = {
@@ -362,7 +359,7 @@ def _cut_tool_input_sse(fragments: list[str]) -> str:
         }
         for fragment in fragments
     ]
-    return _sse(
+    return sse(
         {"type": "message_start", "message": start},
         {
             "type": "content_block_start",
@@ -621,7 +618,7 @@ def test_sse_framing_and_unknown_events_match_sdk(
     assert ours.stop_reason == "brand_new_reason"
 
 
-UNKNOWN_BLOCKS_WITH_DELTAS = _sse(
+UNKNOWN_BLOCKS_WITH_DELTAS = sse(
     FORWARD_EVENTS[0],
     {
         "type": "content_block_start",

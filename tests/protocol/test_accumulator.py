@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import message_start
 
 from clust.messages import errors
 from clust.messages.blocks import (
@@ -45,22 +46,6 @@ from clust.protocol.sse import decode_sse
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 
 # -- building streams ------------------------------------------------------------------------
-
-
-def message_start(**usage: Any) -> dict[str, Any]:
-    return {
-        "type": "message_start",
-        "message": {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-5-5",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 10, "output_tokens": 1, **usage},
-        },
-    }
 
 
 def block_start(index: int, block: dict[str, Any]) -> dict[str, Any]:

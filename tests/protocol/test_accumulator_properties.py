@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import message_start
 
 from clust.messages.errors import StreamDecodeError, StreamInterrupted
 from clust.messages.events import StreamEvent, parse_event
@@ -24,19 +25,7 @@ from clust.protocol.sse import SseDecoder
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api-examples"
 COMPLETE_EXAMPLES = [EXAMPLES / "stream-text.sse", EXAMPLES / "stream-tool-use.sse"]
 
-START = {
-    "type": "message_start",
-    "message": {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-sonnet-5-5",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    },
-}
+START = message_start(input_tokens=3)
 STOP = {"type": "message_stop"}
 
 
