@@ -132,13 +132,10 @@ class RequestHead:
         """This head with some fields replaced for one call (validated again; the
         fields it sends through ``extra_body`` stay there, and an override's own
         ``extra_body`` is merged over them)."""
-        merged = {**stored_params(self.wire), **overrides}
-        kept = self.wire.keys() - _BODY_FIELDS
-        if kept and "extra_body" in overrides:
-            merged["extra_body"] = {
-                **{name: self.wire[name] for name in kept},
-                **(overrides["extra_body"] or {}),
-            }
+        stored = stored_params(self.wire)
+        merged = {**stored, **overrides}
+        if "extra_body" in stored and "extra_body" in overrides:
+            merged["extra_body"] = {**stored["extra_body"], **(overrides["extra_body"] or {})}
         model = merged.pop("model")
         max_tokens = merged.pop("max_tokens")
         system = merged.pop("system", None)

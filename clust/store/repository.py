@@ -762,17 +762,11 @@ def store_reply(
 
 # On PostgreSQL, setting synchronous_commit off for the statement's own transaction
 # lets a turn's first write commit without waiting for its WAL flush (see claim_and_take).
-_CLAIM_AND_TAKE = _Sql(
-    f"""UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
-        next_position = next_position + :count, updated_at = :now
+_CLAIM_AND_TAKE_SQL = f"""UPDATE clust_conversations SET lease_holder = :holder,
+    lease_expires_at = :expires_at, next_position = next_position + :count, updated_at = :now
     WHERE id = :id AND {_FREE} RETURNING next_position"""
-)
-_CLAIM_AND_TAKE_PG = _Sql(
-    f"""UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
-        next_position = next_position + :count, updated_at = :now
-    WHERE id = :id AND {_FREE}
-    RETURNING next_position, set_config('synchronous_commit', 'off', true)"""
-)
+_CLAIM_AND_TAKE = _Sql(_CLAIM_AND_TAKE_SQL)
+_CLAIM_AND_TAKE_PG = _Sql(_CLAIM_AND_TAKE_SQL + ", set_config('synchronous_commit', 'off', true)")
 _BEGIN_TURN_PG = _Sql(
     f"""WITH moved AS (
         UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = :expires_at,
