@@ -16,9 +16,10 @@ PostgreSQL schema (dropped at the end), the median wall time of:
 A turn is a user message (~300 characters) plus an assistant message (~800), so
 N turns are 2N stored messages. Systems, all on the same databases:
 
-- clust: ``Store``/``Conversation``. Persist = ``user_wire`` + ``conv._begin`` (lease,
-  position, user row: one write transaction) + ``conv._finish`` (assistant row and
-  usage row, lease released: a second one), with a prebuilt reply and no HTTP.
+- clust: ``Store``/``Conversation``. Persist = ``user_wire`` + ``begin_turn`` (lease,
+  position, user row, the ledger's intent row: one write transaction) + ``finish_turn``
+  (assistant row, usage row completed, lease released: a second one), as the
+  conversation engine calls them, with a prebuilt reply and no HTTP.
   Open = ``store.get_conversation(id)``. Assemble = open + ``refresh()`` + the request
   bytes the client would send (``History.request``).
 - OpenAI Agents SDK ``SQLAlchemySession`` (async engine: aiosqlite / psycopg async)
@@ -63,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from clust import Store
 from clust.conversation.history import assistant_wire, user_wire
+from clust.conversation.turns import begin_turn, finish_turn
 from clust.messages import MessagesResponseBody
 from clust.store.schema import ConversationRow, MessageRow, UsageRow
 
@@ -281,6 +283,19 @@ class System:
 # -- clust -------------------------------------------------------------------------------
 
 
+def _persist(conv: Any, wire: bytes, reply: MessagesResponseBody) -> None:
+    """What a send writes around its request: ``begin_turn`` (lease, position, user row,
+    the ledger's intent row: one commit) and ``finish_turn`` (assistant row, the intent
+    row completed, lease released: a second), as the conversation engine calls them."""
+    state = conv.state
+    started = time.monotonic()
+    with state.steps:
+        turn = begin_turn(state.engine, state.id, state.history, wire, state.lease)
+    latency_ms = round((time.monotonic() - started) * 1000)
+    with state.steps:
+        finish_turn(state.engine, turn, state.history, reply, latency_ms)
+
+
 class ClustSystem(System):
     name = CLUST
 
@@ -298,8 +313,7 @@ class ClustSystem(System):
         template = self.store.create_conversation(
             model=MODEL, max_tokens=1024, system=SYSTEM_PROMPT
         )
-        turn = template._begin(self.user_wires[0], 0.0)
-        template._finish(turn, self.corpus.replies[0], time.monotonic())
+        _persist(template, self.user_wires[0], self.corpus.replies[0])
         conversations = cast(Table, ConversationRow.__table__)
         messages = cast(Table, MessageRow.__table__)
         usage = cast(Table, UsageRow.__table__)
@@ -371,9 +385,7 @@ class ClustSystem(System):
         reply = self.corpus.replies[index % VARIANTS]
 
         def turn() -> None:
-            started = time.monotonic()
-            begun = conv._begin(user_wire(text_), 0.0)
-            conv._finish(begun, reply, started)
+            _persist(conv, user_wire(text_), reply)
 
         return _timed(turn)
 
@@ -387,7 +399,8 @@ class ClustSystem(System):
             nonlocal body
             conv = self.store.get_conversation(cid)
             conv.refresh()
-            body = conv._history.request(conv._head, stream=False, cache=conv.cache).content
+            state = conv.state
+            body = state.history.request(state.head, stream=False, cache=conv.cache).content
 
         seconds = _timed(run)
         count = len(json.loads(body)["messages"])
@@ -816,8 +829,8 @@ def check_targets(run: BackendRun) -> list[tuple[str, bool]]:
 
 NOTES = """\
 What is timed (a turn = a user message + an assistant message; N turns = 2N rows):
-  clust persist    user_wire + Conversation._begin (lease, position, user row: commit) +
-                   _finish (assistant row + usage row, lease released: commit); two
+  clust persist    user_wire + begin_turn (lease, position, user row, intent row: commit) +
+                   finish_turn (assistant row + usage row, lease released: commit); two
                    durable write transactions, as a real send makes; prebuilt reply, no HTTP.
   anchors persist  one add_items([user, assistant]) / add_messages([human, ai]): one
                    transaction; no usage row (the anchors keep none), no lease.

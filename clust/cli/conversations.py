@@ -1,4 +1,4 @@
-"""``clust conversations list|show|export|delete``: the stored conversations."""
+"""``clust conversations list|show|export|delete|break-lease``: the stored conversations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from clust.cli.common import CliError, database_url, open_store
 from clust.cli.render import shorten, turn_lines
 from clust.cli.table import format_table
-from clust.cli.usage import amount, load_prices
+from clust.cli.usage import amount, attempt_notes, load_prices
 
 if TYPE_CHECKING:
     from clust.conversation import Conversation, Store
@@ -29,7 +29,9 @@ def _limit(text: str) -> int:
 def add_parser(commands: Any) -> None:
     """Register ``clust conversations ...``."""
     group = commands.add_parser(
-        "conversations", aliases=["conv"], help="list, show, export or delete conversations"
+        "conversations",
+        aliases=["conv"],
+        help="list, show, export or delete conversations, or break a lease",
     )
     sub = group.add_subparsers(dest="conversations_command", required=True, metavar="COMMAND")
 
@@ -55,8 +57,22 @@ def add_parser(commands: Any) -> None:
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
     delete.set_defaults(run=_delete)
 
-    for parser in (listing, show, export, delete):
-        parser.add_argument("--db", metavar="URL", help="database URL (see `clust --help`)")
+    lease = sub.add_parser(
+        "break-lease",
+        help="free a conversation a send holds (its sender died or is stuck)",
+        description=(
+            "Free a conversation at once. A sender that died lets go within the store's "
+            "lease_seconds anyway; if it is alive after all, its reply is refused "
+            "(LeaseLost, its usage recorded) and its pending user turn can be resent."
+        ),
+    )
+    lease.add_argument("id", help="the conversation id")
+    lease.set_defaults(run=_break_lease)
+
+    for parser in (listing, show, export, delete, lease):
+        parser.add_argument(
+            "--db", "--url", dest="db", metavar="URL", help="database URL (see `clust --help`)"
+        )
 
 
 def _get(store: Store, conversation_id: str) -> Conversation:
@@ -138,6 +154,8 @@ def _show(args: argparse.Namespace) -> int:
         f"{report.output_tokens:,} output tokens, cache writes {report.cache_write_5m_tokens:,} "
         f"(5m) + {report.cache_write_1h_tokens:,} (1h), cache reads {report.cache_read_tokens:,}"
     )
+    for note in attempt_notes(report):
+        print(note)
     if report.cost is None:
         print(
             f"cost: n/a, no known price for {', '.join(report.unpriced_models)} "
@@ -184,4 +202,27 @@ def _delete(args: argparse.Namespace) -> int:
                 return 1
         store.delete_conversation(conv.id)
     print(f"deleted conversation {conv.id} (its usage rows stay, for accounting)")
+    return 0
+
+
+def _break_lease(args: argparse.Namespace) -> int:
+    from clust.messages.errors import ConversationNotFound
+    from clust.store import repository as rows
+    from clust.store.engine import reading
+
+    with open_store(database_url(args.db)) as store:
+        try:
+            with reading(store.engine) as connection:
+                state = rows.lease_state(connection, args.id)
+            held = store.break_lease(args.id)
+        except ConversationNotFound:
+            raise CliError(
+                f"no conversation with id {args.id!r} in this database "
+                "(`clust conversations list` shows the ids)"
+            ) from None
+    if held:
+        who = "" if state is None or state.holder is None else f" held by {state.holder}"
+        print(f"broke the lease{who} on conversation {args.id}: it is free now")
+    else:
+        print(f"conversation {args.id} was not held by any send")
     return 0

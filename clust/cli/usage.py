@@ -21,7 +21,7 @@ from clust.cli.table import format_table
 if TYPE_CHECKING:
     from clust.usage import PriceTable, UsageReportRow
 
-__all__ = ["add_parser", "amount", "report_json", "usage_table"]
+__all__ = ["add_parser", "amount", "attempt_notes", "report_json", "usage_table"]
 
 _BY_CHOICES = "model, day, hour, conversation, stop_reason, user, metadata:KEY or total"
 
@@ -157,6 +157,8 @@ def _row_json(row: UsageReportRow) -> dict[str, Any]:
         "cost_usd": None if row.cost is None else amount(row.cost),
         "cache_savings_usd": None if row.cache_savings is None else amount(row.cache_savings),
         "unpriced_models": list(row.unpriced_models),
+        "unknown_attempts": row.unknown_attempts,
+        "in_flight_attempts": row.in_flight_attempts,
     }
 
 
@@ -192,6 +194,8 @@ _FIELDS = (
     "cost_usd",
     "cache_savings_usd",
     "unpriced_models",
+    "unknown_attempts",
+    "in_flight_attempts",
 )
 
 
@@ -252,4 +256,22 @@ def usage_table(by: str | None, rows: list[UsageReportRow], total: UsageReportRo
             f"\nn/a: no price known for {', '.join(total.unpriced_models)} "
             "(give one with --prices FILE)"
         )
-    return text
+    return text + "".join(f"\n{line}" for line in attempt_notes(total))
+
+
+def _attempts(count: int) -> str:
+    return f"{count:,} attempt{'' if count == 1 else 's'}"
+
+
+def attempt_notes(row: UsageReportRow) -> list[str]:
+    """Lines on the requests a report's counts leave out: of unknown outcome (maybe
+    billed) and in flight."""
+    notes = []
+    if row.unknown_attempts:
+        notes.append(
+            f"unknown outcome: {_attempts(row.unknown_attempts)} that may have been billed "
+            "(their process died before the reply; not in the counts above)"
+        )
+    if row.in_flight_attempts:
+        notes.append(f"in flight: {_attempts(row.in_flight_attempts)} being sent now")
+    return notes

@@ -1,14 +1,17 @@
-"""What ``Client`` and ``AsyncClient`` share: settings, construction, request building."""
+"""What ``Client`` and ``AsyncClient`` share: settings, construction, request building,
+and sending with retries (one plan, run by either side)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import httpx
 
+from clust.client._io import Io
+from clust.client._pages import Listing
 from clust.client._settings import (
     ClientSettings,
     TimeoutTypes,
@@ -16,13 +19,22 @@ from clust.client._settings import (
     settings_from_env,
     user_agent,
 )
+from clust.client._twins import operation
+from clust.messages.errors import ConnectionFailed, RequestTimedOut
+from clust.protocol.errors import error_from_response
+from clust.protocol.pagination import PageWalk
+from clust.protocol.plans import Plan
 from clust.protocol.request import AuthScheme, RequestSpec
 from clust.protocol.retry import RetryPolicy
 
-__all__ = ["BaseClient", "failure_text", "release_request"]
+if TYPE_CHECKING:
+    from clust.messages.pages import Page
+
+__all__ = ["BaseClient", "ClientCore", "Opening", "failure_text", "release_request"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
+ItemT = TypeVar("ItemT")
 
 _POOL_CREATION = threading.Lock()
 
@@ -47,8 +59,105 @@ def release_request(response: httpx.Response) -> httpx.Response:
     return response
 
 
-class BaseClient(Generic[HttpT]):
-    """Settings and request building common to the sync and async clients.
+class Opening(NamedTuple):
+    """What a reader of a streamed body (a message stream, batch results) needs to send
+    its request when first used, and again to retry."""
+
+    io: Io
+    send: Callable[[int], Plan[tuple[httpx.Response, int]]]
+    """Send the request with retries (how many were done so far in); the 2xx response,
+    its body unread, and the retries done by then."""
+    policy: RetryPolicy
+
+
+class ClientCore:
+    """What the API mixins build on: request building and sending with retries."""
+
+    _settings: ClientSettings
+    _timeout: httpx.Timeout | None
+    _io: Io
+
+    @property
+    def _http(self) -> httpx.Client | httpx.AsyncClient:
+        raise NotImplementedError
+
+    def _policy(self, max_retries: int | None) -> RetryPolicy:
+        policy = self._settings.retry_policy
+        return policy if max_retries is None else replace(policy, max_retries=max_retries)
+
+    def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
+        headers = {**self._settings.headers, **spec.headers}
+        if spec.method == "GET":
+            headers.pop("content-type", None)  # a GET has no body (as the official SDK sends it)
+        path = spec.path
+        # A batch's results_url is absolute (the API names the host): used as given.
+        url = path if path.startswith(("https://", "http://")) else self._settings.base_url + path
+        return self._http.build_request(
+            spec.method,
+            url,
+            headers=headers,
+            content=spec.content,
+            params=spec.params,
+            timeout=as_timeout(timeout) if timeout is not None else self._timeout,
+        )
+
+    def _listing(
+        self,
+        walk: PageWalk,
+        page_type: type[Page[ItemT]],
+        timeout: TimeoutTypes | None,
+        max_retries: int | None,
+    ) -> Listing[ItemT]:
+        """The items of ``walk``'s pages, each page sent with :meth:`_call`."""
+        return Listing(lambda spec: self._call(spec, timeout, max_retries), walk, page_type)
+
+    def _call(
+        self, spec: RequestSpec, timeout: TimeoutTypes | None, max_retries: int | None
+    ) -> Plan[httpx.Response]:
+        """Send ``spec`` with retries; the 2xx response, read."""
+        request = self._build(spec, timeout)
+        response, _ = yield from self._send(request, False, self._policy(max_retries), 0)
+        return release_request(response)
+
+    def _send(
+        self, request: httpx.Request, stream: bool, policy: RetryPolicy, retries: int
+    ) -> Plan[tuple[httpx.Response, int]]:
+        """Send with retries; return a 2xx response (unread if ``stream``) and the retries
+        done so far (``retries`` were done before this call)."""
+        io = self._io
+        while True:
+            try:
+                response: httpx.Response = yield io.send(request, stream)
+                if response.status_code >= 300:
+                    try:  # an error body cut short is a connection failure like any other
+                        content: bytes = yield io.read(response)
+                    finally:
+                        yield io.close(response)
+            except httpx.TimeoutException as exc:
+                decision = policy.decide_transport_failure(retries)
+                if not decision.retry:
+                    raise RequestTimedOut(f"the request timed out ({type(exc).__name__})") from exc
+            except httpx.RequestError as exc:  # transport, body decoding, too many redirects
+                decision = policy.decide_transport_failure(retries)
+                if not decision.retry:
+                    raise ConnectionFailed(f"connection failed: {failure_text(exc)}") from exc
+            else:
+                if response.status_code < 300:
+                    return response, retries
+                decision = policy.decide_status(retries, response.status_code, response.headers)
+                if not decision.retry:
+                    raise error_from_response(
+                        response.status_code,
+                        response.headers,
+                        content,
+                        retry_after=decision.server_wait,
+                    )
+            yield io.sleep(decision.delay)
+            retries += 1
+
+
+class BaseClient(ClientCore, Generic[HttpT]):
+    """Settings, construction and closing common to the sync and async clients.
 
     Args:
         api_key: the API key or auth token.
@@ -88,11 +197,13 @@ class BaseClient(Generic[HttpT]):
         # Created on first request: building httpx's SSL context costs ~20 ms.
         self._http_client: HttpT | None = http_client
         # A given http client keeps its own timeout unless one was passed here.
-        self._timeout: httpx.Timeout | None = (
-            self._settings.timeout if (self._owns_http or timeout is not None) else None
-        )
+        self._timeout = self._settings.timeout if (self._owns_http or timeout is not None) else None
+        self._io = self._new_io(lambda: self._http)
 
     def _new_http(self, timeout: httpx.Timeout) -> HttpT:
+        raise NotImplementedError
+
+    def _new_io(self, http: Callable[[], HttpT]) -> Io:
         raise NotImplementedError
 
     @property
@@ -148,22 +259,9 @@ class BaseClient(Generic[HttpT]):
             f"max_retries={self._settings.retry_policy.max_retries})"
         )
 
-    def _policy(self, max_retries: int | None) -> RetryPolicy:
-        policy = self._settings.retry_policy
-        return policy if max_retries is None else replace(policy, max_retries=max_retries)
+    def _exiting(self) -> Plan[None]:
+        """Release pooled connections (not those of an ``http_client`` passed in)."""
+        if self._owns_http and self._http_client is not None:
+            yield self._io.close_pool(self._http_client)
 
-    def _build(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Request:
-        headers = {**self._settings.headers, **spec.headers}
-        if spec.method == "GET":
-            headers.pop("content-type", None)  # a GET has no body (as the official SDK sends it)
-        path = spec.path
-        # A batch's results_url is absolute (the API names the host): used as given.
-        url = path if path.startswith(("https://", "http://")) else self._settings.base_url + path
-        return self._http.build_request(
-            spec.method,
-            url,
-            headers=headers,
-            content=spec.content,
-            params=spec.params,
-            timeout=as_timeout(timeout) if timeout is not None else self._timeout,
-        )
+    close = operation(_exiting)

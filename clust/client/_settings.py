@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from clust import __version__
+from clust._version import __version__
 from clust.messages.errors import MissingCredentials
 from clust.protocol.request import DEFAULT_BASE_URL, AuthScheme, Credentials, base_headers
 from clust.protocol.retry import RetryPolicy

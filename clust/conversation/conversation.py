@@ -1,77 +1,88 @@
-"""``Conversation``: a persisted chat that sends its stored history with each turn."""
+"""``Conversation``: a persisted chat that sends its stored history with each turn.
+
+Each public operation is written once, as a method that checks its arguments and
+returns the turn engine's plan (:mod:`clust.conversation.engine`); ``send`` and
+``asend`` (and ``stream``/``astream``, ``run``/``arun``, ...) are that one method
+run by the blocking or the async driver (:mod:`clust.conversation.drivers`).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-import anyio
-import anyio.to_thread
+from typing_extensions import Unpack
 
 from clust.conversation.caching import CachePolicy
-from clust.conversation.history import History, RequestHead, user_wire
+from clust.conversation.drivers import async_call, blocking_call
+from clust.conversation.effects import CallOptions, Db, StreamProgress
+from clust.conversation.engine import (
+    Exchanged,
+    TurnRequest,
+    abandoning_wire,
+    count_plan,
+    exchange,
+    unanswered_tool_calls,
+)
+from clust.conversation.history import RequestHead, user_wire
+from clust.conversation.offload import Offload, awaitable
 from clust.conversation.records import TurnUsage, UsageTotals
-from clust.conversation.turns import (
-    Turn,
-    abort_turn,
-    begin_turn,
-    discard_pending,
-    finish_turn,
-    renew_turn,
-    sync_history,
-)
-from clust.conversation.window import (
-    Fit,
-    Plan,
-    RaiseOnOverflow,
-    Summarize,
-    TruncationStrategy,
-    WindowState,
-    adrive,
-    current,
-    drive,
-    fit,
-    load_summary,
-    refuse_turn,
-)
-from clust.messages.errors import ContextWindowExceeded, ConversationBusy, PendingTurn
-from clust.messages.message import Message, MessageContent
-from clust.protocol.request import RequestSpec, count_tokens_request_for
+from clust.conversation.state import ConversationState
+from clust.conversation.streams import StreamingTurn, async_stream, blocking_stream
+from clust.conversation.turns import discard_pending
+from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
 from clust.store import repository as rows
-from clust.store.engine import reading
+from clust.usage.report import usage_report
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from clust.client import AsyncClient, Client
-    from clust.client._settings import TimeoutTypes
+    from clust.client import TimeoutTypes
     from clust.conversation.loop import Approve, OnStep, RunResult
-    from clust.conversation.streams import AsyncConversationStream, ConversationStream
+    from clust.messages.message import Message, MessageContent
     from clust.messages.response import MessagesResponseBody
     from clust.messages.tokens import TokenCount
+    from clust.protocol.plans import Plan
     from clust.usage.budget import Spending
     from clust.usage.pricing import PriceTable
 
-__all__ = ["CallOptions", "Conversation"]
+__all__ = ["Conversation", "RunOptions", "TurnOptions"]
 
 _DEFAULT_CACHE = CachePolicy()
 _DEFAULT_TRUNCATION = RaiseOnOverflow()
-_POLL = 0.05  # seconds between lease checks when a send waits for a busy conversation
 
 
-@dataclass(frozen=True)
-class CallOptions:
-    """Per-call HTTP options passed through to the client."""
+class RunOptions(TypedDict, total=False):
+    """The keywords every sending method takes (``run`` and ``arun`` take only these)."""
 
-    betas: Iterable[str] | None = None
-    extra_headers: Mapping[str, str] | None = None
-    timeout: TimeoutTypes | None = None
-    max_retries: int | None = None
+    wait: float
+    """Seconds to wait for a busy conversation before raising ``ConversationBusy``."""
+    params: Mapping[str, Any] | None
+    """Body fields overriding the stored defaults for this call."""
+    betas: Iterable[str] | None
+    extra_headers: Mapping[str, str] | None
+    timeout: TimeoutTypes | None
+    max_retries: int | None
+
+
+class TurnOptions(RunOptions, total=False):
+    """The keywords of ``send``, ``retry``, ``stream`` and ``count_tokens``."""
+
+    model: str | None
+    max_tokens: int | None
+    system: Any
+    tools: Sequence[Any] | None
+
+
+_TURN_KEYWORDS = TurnOptions.__required_keys__ | TurnOptions.__optional_keys__
+_RUN_KEYWORDS = RunOptions.__required_keys__ | RunOptions.__optional_keys__
+
+
+def _check_keywords(options: Mapping[str, Any], allowed: frozenset[str], method: str) -> None:
+    """Refuse a keyword the method does not take, as Python would for a named one."""
+    for name in options.keys() - allowed:
+        raise TypeError(f"{method}() got an unexpected keyword argument {name!r}")
 
 
 class Conversation:
@@ -86,6 +97,12 @@ class Conversation:
     Each request is held to the model's context window first (``truncation``, see
     :mod:`clust.conversation.window`): by default one that would not fit raises
     :class:`~clust.messages.ContextWindowExceeded` before anything is sent.
+
+    A reply that asks for tools must be answered before the next turn: ``run`` runs
+    them, or send their ``tool_result`` blocks, or send with ``abandon_tool_calls=True``
+    (:class:`~clust.messages.UnansweredToolCalls` otherwise). Every method that sends
+    takes the matching client (``Client`` for ``send``, ``AsyncClient`` for ``asend``:
+    :class:`~clust.messages.WrongClient` otherwise), checked before anything is stored.
 
     Attributes are the stored row: ``id``, ``title``, ``model``, ``max_tokens``,
     ``system``/``tools`` (wire JSON), ``params`` (the other request defaults),
@@ -102,53 +119,82 @@ class Conversation:
         cache: CachePolicy | None = _DEFAULT_CACHE,
         prices: PriceTable | None = None,
         truncation: TruncationStrategy | None = _DEFAULT_TRUNCATION,
+        offload: Offload | None = None,
     ) -> None:
-        self._engine = engine
-        self.truncation: TruncationStrategy | None = truncation
-        """What to do when a request would not fit the model's context window
-        (:mod:`clust.conversation.window`); ``None``: no check."""
-        self._window = WindowState()
-        self._prices = prices
-        self.cache: CachePolicy | None = cache
-        """Automatic cache breakpoints added to each request (not stored); ``None``: none."""
-        self._lease = lease
-        self._spending = spending
+        self.state = ConversationState(
+            engine=engine,
+            id=row["id"],
+            head=RequestHead(row["request_head"]),
+            lease=lease,
+            cache=cache,
+            truncation=truncation,
+            spending=spending,
+            prices=prices,
+            metadata=dict(row["metadata"] or {}),
+        )
+        """The turn engine's working state of this object (history read so far, ...)."""
+        self.offload = offload if offload is not None else Offload()
+        """Where the async methods run database work (the store's worker threads)."""
         self.id: str = row["id"]
         self.title: str | None = row["title"]
-        self.metadata: dict[str, Any] = dict(row["metadata"] or {})
         self.parent_id: str | None = row["parent_id"]
         self.fork_position: int | None = row["fork_position"]
         self.created_at: datetime = row["created_at"]
-        self._head = RequestHead(row["request_head"])
-        self._history = History()
-        # Held while a step reads the store and updates the history held here, so
-        # threads sharing this object (a waiting send, a refresh) see each step whole.
-        self._steps = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Conversation(id={self.id!r}, model={self.model!r}, title={self.title!r})"
 
-    # -- what is stored ---------------------------------------------------------------
+    # -- settings -----------------------------------------------------------------------
+
+    @property
+    def cache(self) -> CachePolicy | None:
+        """Automatic cache breakpoints added to each request (not stored); ``None``: none."""
+        return self.state.cache
+
+    @cache.setter
+    def cache(self, policy: CachePolicy | None) -> None:
+        self.state.cache = policy
+
+    @property
+    def truncation(self) -> TruncationStrategy | None:
+        """What to do when a request would not fit the model's context window
+        (:mod:`clust.conversation.window`); ``None``: no check."""
+        return self.state.truncation
+
+    @truncation.setter
+    def truncation(self, strategy: TruncationStrategy | None) -> None:
+        self.state.truncation = strategy
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Your JSON metadata (as stored when this object was opened)."""
+        return self.state.metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self.state.metadata = value
+
+    # -- what is stored -------------------------------------------------------------------
 
     @property
     def model(self) -> str:
         """The model every turn is sent to (unless overridden per call)."""
-        return str(self._head.wire["model"])
+        return str(self.state.head.wire["model"])
 
     @property
     def max_tokens(self) -> int:
         """The default ``max_tokens``."""
-        return int(self._head.wire["max_tokens"])
+        return int(self.state.head.wire["max_tokens"])
 
     @property
     def system(self) -> Any:
         """The ``system`` field as wire JSON (a string or text blocks), or ``None``."""
-        return self._head.wire.get("system")
+        return self.state.head.wire.get("system")
 
     @property
     def tools(self) -> list[Any] | None:
         """The tool definitions as wire JSON, or ``None``."""
-        tools = self._head.wire.get("tools")
+        tools = self.state.head.wire.get("tools")
         return None if tools is None else list(tools)
 
     @property
@@ -156,228 +202,195 @@ class Conversation:
         """The other request defaults (temperature, thinking, ...) as wire JSON."""
         return {
             key: value
-            for key, value in self._head.wire.items()
+            for key, value in self.state.head.wire.items()
             if key not in ("model", "max_tokens", "system", "tools")
         }
 
     @property
     def history(self) -> list[Message]:
         """Every stored turn, oldest first, as typed messages (read from the store if
-        needed); a truncation strategy leaves turns out of requests, never out of this."""
-        self._load()
-        return self._history.messages()
+        needed); a truncation strategy leaves turns out of requests, never out of this.
+        Async code: ``await conv.ahistory()``."""
+        return self.read_history()
+
+    def read_history(self) -> list[Message]:
+        """:attr:`history` as a method (its awaitable form is :meth:`ahistory`)."""
+        self.state.load()
+        return self.state.history.messages()
+
+    ahistory = awaitable(read_history)
 
     @property
     def pending(self) -> bool:
-        """Whether the last turn is a user turn still waiting for its reply."""
-        self._load()
-        return self._history.last_role == "user"
+        """Whether the last turn is a user turn still waiting for its reply.
+        Async code: ``await conv.apending()``."""
+        return self.is_pending()
+
+    def is_pending(self) -> bool:
+        """:attr:`pending` as a method (its awaitable form is :meth:`apending`)."""
+        self.state.load()
+        return self.state.history.last_role == "user"
+
+    apending = awaitable(is_pending)
 
     def refresh(self) -> None:
         """Read turns other processes added since this object last looked."""
-        with self._steps, reading(self._engine) as connection:
-            sync_history(connection, self.id, self._history)
+        self.state.refresh()
 
-    def _load(self) -> None:
-        if not self._history.wires:
-            self.refresh()
+    arefresh = awaitable(refresh)
 
     def usage(self) -> UsageTotals:
         """Token counts summed over every request of this conversation, how many read
         from the prompt cache (``cache_hits``, ``cache_hit_ratio``), and the cost and
         what caching saved, in USD at the store's prices."""
-        from clust.usage.report import usage_report
-
-        with self._engine.connect() as connection, connection.begin():
+        with self.state.engine.connect() as connection, connection.begin():
             counts = rows.usage_totals(connection, self.id)
-            (priced,) = usage_report(connection, conversation_id=self.id, prices=self._prices)
+            (priced,) = usage_report(connection, conversation_id=self.id, prices=self.state.prices)
         return UsageTotals.from_mapping(
             counts, cost=priced.cost, cache_savings=priced.cache_savings
         )
 
+    ausage = awaitable(usage)
+
     def usage_by_turn(self) -> list[TurnUsage]:
         """One entry per request, oldest first: its tokens, whether it read from the
         prompt cache, and why it missed when the API said (see :class:`TurnUsage`)."""
-        with self._engine.connect() as connection, connection.begin():
+        with self.state.engine.connect() as connection, connection.begin():
             found = rows.load_usage(connection, self.id)
         return [TurnUsage.from_row(row._mapping) for row in found]
 
+    ausage_by_turn = awaitable(usage_by_turn)
+
     def discard_pending(self) -> None:
         """Drop a pending user turn (after a failed send) instead of retrying it."""
-        with self._steps:
-            discard_pending(self._engine, self.id, self._history, self._lease)
+        state = self.state
+        with state.steps:
+            discard_pending(state.engine, self.id, state.history, state.lease)
 
-    # -- sending ----------------------------------------------------------------------
+    adiscard_pending = awaitable(discard_pending)
 
-    def send(
+    # -- sending --------------------------------------------------------------------------
+
+    def _request(
+        self, wire: bytes | None, options: TurnOptions, *, stream: bool = False
+    ) -> TurnRequest:
+        """A turn's request, its overrides validated (before anything is stored)."""
+        _check_keywords(options, _TURN_KEYWORDS, "send")
+        head = self.state.head_for(
+            options.get("model"),
+            options.get("max_tokens"),
+            options.get("system"),
+            options.get("tools"),
+            options.get("params"),
+        )
+        betas, headers = options.get("betas"), options.get("extra_headers")
+        call = CallOptions(
+            None if betas is None else list(betas),
+            None if headers is None else dict(headers),
+            options.get("timeout"),
+            options.get("max_retries"),
+        )
+        progress = StreamProgress() if stream else None
+        wait = options.get("wait", 0.0)
+        return TurnRequest(wire, head, call, wait, stream=stream, progress=progress)
+
+    def _turn(
+        self, content: MessageContent | Message | None, abandon: bool, request: TurnRequest
+    ) -> Plan[Exchanged]:
+        """The plan of one turn; with ``abandon`` the last reply's unanswered tool calls
+        are answered first with error results saying they were not run."""
+        if abandon and content is not None:
+            state = self.state
+            yield Db(state.refresh)
+            missing = unanswered_tool_calls(state.history, request.wire)
+            if missing:
+                request = TurnRequest(
+                    abandoning_wire(content, missing),
+                    request.head,
+                    request.options,
+                    request.wait,
+                    stream=request.stream,
+                    progress=request.progress,
+                )
+        return (yield from exchange(self.state, request))
+
+    def _reply(
+        self, content: MessageContent | Message | None, abandon: bool, request: TurnRequest
+    ) -> Plan[MessagesResponseBody]:
+        exchanged = yield from self._turn(content, abandon, request)
+        return exchanged.response
+
+    def _send(
         self,
-        client: Client,
+        client: Any,
         content: MessageContent | Message,
         *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> MessagesResponseBody:
+        abandon_tool_calls: bool = False,
+        **options: Unpack[TurnOptions],
+    ) -> Plan[MessagesResponseBody]:
         """Add a user turn, send the conversation, store and return the reply.
 
-        ``model``, ``max_tokens``, ``system``, ``tools`` and ``params`` (any other body
-        field) override the stored defaults for this call only. ``wait``: seconds to
-        wait for a busy conversation before raising ``ConversationBusy``.
+        Keywords: ``model``, ``max_tokens``, ``system``, ``tools`` and ``params`` (any
+        other body field) override the stored defaults for this call only; ``betas``,
+        ``extra_headers``, ``timeout`` and ``max_retries`` go to the client. ``wait``:
+        seconds to wait for a busy conversation before raising ``ConversationBusy``.
+        ``abandon_tool_calls``: if the last reply asked for tools that have no results,
+        answer them with error results saying they were not run, then send ``content``.
 
         Raises:
             InvalidParameter: bad content or override (before anything is stored).
+            UnansweredToolCalls: the last reply's tool calls need results first.
             ConversationBusy / PendingTurn: see the class docstring.
             ApiError / ClientError: the request failed; the user turn stays pending.
         """
-        wire = user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return self._exchange(client, wire, head, options, wait)
+        request = self._request(user_wire(content), options)
+        return self._reply(content, abandon_tool_calls, request)
 
-    def retry(
-        self,
-        client: Client,
-        *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> MessagesResponseBody:
-        """Resend the pending user turn left by a failed send; store and return the reply.
+    send = blocking_call(_send)
+    asend = async_call(_send)
+
+    def _retry(self, client: Any, **options: Unpack[TurnOptions]) -> Plan[MessagesResponseBody]:
+        """Resend the pending user turn left by a failed send; store and return the reply
+        (the keywords of :meth:`send`).
 
         Raises:
             NothingToRetry: the last turn already has its reply.
         """
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return self._exchange(client, None, head, options, wait)
+        return self._reply(None, False, self._request(None, options))
 
-    def stream(
+    retry = blocking_call(_retry)
+    aretry = async_call(_retry)
+
+    def _stream(
         self,
-        client: Client,
+        client: Any,
         content: MessageContent | Message | None,
         *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> ConversationStream:
+        abandon_tool_calls: bool = False,
+        **options: Unpack[TurnOptions],
+    ) -> StreamingTurn:
         """Like :meth:`send`, streaming: iterate the events; the reply is stored when the
         stream completes (``content=None`` resends the pending turn, like :meth:`retry`).
 
         The turn starts on first iteration. A stream that breaks off, or that the
         caller leaves early, stores no reply and leaves the user turn pending.
         """
-        from clust.conversation.streams import ConversationStream
-
         wire = None if content is None else user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return ConversationStream(self, client, wire, head, options, wait)
+        request = self._request(wire, options, stream=True)
+        assert request.progress is not None
+        return StreamingTurn(self._turn(content, abandon_tool_calls, request), request.progress)
 
-    async def asend(
+    stream = blocking_stream(_stream)
+    astream = async_stream(_stream)
+
+    # -- the context window -----------------------------------------------------------------
+
+    def _count_tokens(
         self,
-        client: AsyncClient,
-        content: MessageContent | Message,
-        *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> MessagesResponseBody:
-        """:meth:`send` for :class:`~clust.AsyncClient`; database work runs in worker
-        threads, so the event loop never waits on it."""
-        wire = user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return await self._aexchange(client, wire, head, options, wait)
-
-    async def aretry(
-        self,
-        client: AsyncClient,
-        *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> MessagesResponseBody:
-        """:meth:`retry` for :class:`~clust.AsyncClient`."""
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return await self._aexchange(client, None, head, options, wait)
-
-    def astream(
-        self,
-        client: AsyncClient,
-        content: MessageContent | Message | None,
-        *,
-        wait: float = 0.0,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncConversationStream:
-        """:meth:`stream` for :class:`~clust.AsyncClient` (``async with`` / ``async for``)."""
-        from clust.conversation.streams import AsyncConversationStream
-
-        wire = None if content is None else user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return AsyncConversationStream(self, client, wire, head, options, wait)
-
-    # -- the context window ---------------------------------------------------------------
-
-    def count_tokens(
-        self,
-        client: Client,
+        client: Any,
         content: MessageContent | Message | None = None,
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> TokenCount:
+        **options: Unpack[TurnOptions],
+    ) -> Plan[TokenCount]:
         """Count the input tokens of the request :meth:`send` would make next (POST
         /v1/messages/count_tokens): the stored history with ``content`` as the new user
         turn (``None``: the history as it is, e.g. a pending turn :meth:`retry` resends),
@@ -389,39 +402,17 @@ class Conversation:
             PendingTurn: ``content`` was given but the last turn still waits for its reply.
         """
         wire = None if content is None else user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        spec = self._count_request(wire, head, options)
-        return client._count_tokens_from_spec(spec, timeout, max_retries)
+        request = self._request(wire, options)
+        return count_plan(self.state, wire, request.head, request.options)
 
-    async def acount_tokens(
+    count_tokens = blocking_call(_count_tokens)
+    acount_tokens = async_call(_count_tokens)
+
+    # -- the tool loop ------------------------------------------------------------------------
+
+    def _run(
         self,
-        client: AsyncClient,
-        content: MessageContent | Message | None = None,
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> TokenCount:
-        """:meth:`count_tokens` for :class:`~clust.AsyncClient` (database reads run in a
-        worker thread)."""
-        wire = None if content is None else user_wire(content)
-        head = self._head_for(model, max_tokens, system, tools, params)
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        spec = await anyio.to_thread.run_sync(self._count_request, wire, head, options)
-        return await client._count_tokens_from_spec(spec, timeout, max_retries)
-
-    # -- the tool loop ----------------------------------------------------------------------
-
-    def run(
-        self,
-        client: Client,
+        client: Any,
         content: MessageContent | Message | None = None,
         *,
         tools: Sequence[Any],
@@ -429,360 +420,45 @@ class Conversation:
         approve: Approve | None = None,
         on_step: OnStep | None = None,
         tool_timeout: float | None = None,
-        wait: float = 0.0,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> RunResult:
+        **options: Unpack[RunOptions],
+    ) -> Plan[RunResult]:
         """Send ``content`` and run the tools Claude asks for until it is done.
 
         While the reply stops for ``tool_use``, every requested tool is executed (in
-        order here; concurrently in :meth:`arun`) and one user turn of ``tool_result``
-        blocks goes back; ``pause_turn`` is continued. The run stops at ``end_turn``,
-        ``max_tokens``, ``stop_sequence``, ``refusal`` or after ``max_steps`` requests.
-        Each step is committed before the next request, and a run that died is picked
-        up by calling ``run`` again without ``content`` (see :mod:`clust.conversation.loop`).
+        order by ``run``; concurrently by ``arun``, sync tools in worker threads) and
+        one user turn of ``tool_result`` blocks goes back; ``pause_turn`` is continued.
+        The run stops at ``end_turn``, ``max_tokens``, ``stop_sequence``, ``refusal`` or
+        after ``max_steps`` requests. The conversation's lease is held from a reply
+        that asks for tools until their results are stored, so no other send comes in
+        between. Each step is committed before the next request, and a run that died
+        is picked up by calling ``run`` again without ``content`` (see
+        :mod:`clust.conversation.loop`).
 
         Args:
             tools: ``@tool`` functions (executed here) and tool definitions or server
                 tools (sent only); they replace the stored ``tools`` for these requests.
             approve: called with each ``ToolUseContentBlock`` before it runs; ``False``
-                sends an error result saying the call was denied.
+                sends an error result saying the call was denied (``arun``: may be a
+                coroutine function).
             on_step: called with each :class:`~clust.conversation.loop.Step`.
             tool_timeout: seconds a tool may run (a tool's own ``timeout`` wins).
+            Other keywords: those of :meth:`send` but ``tools``.
         """
-        from clust.conversation.loop import run
+        from clust.conversation.loop import ToolLoop
 
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return run(
-            self,
-            client,
-            content,
-            tools=tools,
+        _check_keywords(options, _RUN_KEYWORDS, "run")
+        loop = ToolLoop(
+            self.state,
+            tools,
             max_steps=max_steps,
+            tool_timeout=tool_timeout,
             approve=approve,
             on_step=on_step,
-            tool_timeout=tool_timeout,
-            params=params,
-            options=options,
-            wait=wait,
         )
+        turn_options = cast("TurnOptions", {**options, "tools": loop.definitions or None})
+        request = self._request(None, turn_options)
+        wire = None if content is None else user_wire(content)
+        return loop.plan(content, wire, request)
 
-    async def arun(
-        self,
-        client: AsyncClient,
-        content: MessageContent | Message | None = None,
-        *,
-        tools: Sequence[Any],
-        max_steps: int = 10,
-        approve: Approve | None = None,
-        on_step: OnStep | None = None,
-        tool_timeout: float | None = None,
-        wait: float = 0.0,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> RunResult:
-        """:meth:`run` for :class:`~clust.AsyncClient`: the tool calls of one reply run
-        concurrently (sync tools in worker threads), each under its timeout; ``approve``
-        and ``on_step`` may be coroutines."""
-        from clust.conversation.loop import arun
-
-        options = CallOptions(betas, extra_headers, timeout, max_retries)
-        return await arun(
-            self,
-            client,
-            content,
-            tools=tools,
-            max_steps=max_steps,
-            approve=approve,
-            on_step=on_step,
-            tool_timeout=tool_timeout,
-            params=params,
-            options=options,
-            wait=wait,
-        )
-
-    # -- the turn, in steps shared with the streams ------------------------------------
-
-    def _head_for(
-        self,
-        model: str | None,
-        max_tokens: int | None,
-        system: Any,
-        tools: Sequence[Any] | None,
-        params: Mapping[str, Any] | None,
-    ) -> RequestHead:
-        overrides: dict[str, Any] = dict(params or {})
-        for name, value in (
-            ("model", model),
-            ("max_tokens", max_tokens),
-            ("system", system),
-            ("tools", tools),
-        ):
-            if value is not None:
-                overrides[name] = value
-        return self._head.with_overrides(overrides) if overrides else self._head
-
-    def _check_budgets(self, head: RequestHead, wire: bytes | None) -> None:
-        """Refuse a request that would pass a budget, before anything is stored or sent."""
-        if self._spending is None:
-            return
-        self._load()
-        size = len(head.json) + sum(map(len, self._history.wires)) + len(wire or b"")
-        self._spending.check(
-            self._engine,
-            conversation_id=self.id,
-            metadata=self.metadata,
-            model=str(head.wire["model"]),
-            body_size=size,
-            max_tokens=int(head.wire["max_tokens"]),
-        )
-
-    def _try_begin(
-        self, wire: bytes | None, resume: bool = False, after: int | None = None
-    ) -> Turn:
-        with self._steps:
-            return begin_turn(
-                self._engine,
-                self.id,
-                self._history,
-                wire,
-                self._lease,
-                resume=resume,
-                after=after,
-                reply_id=self.cache is not None and self.cache.explain_misses,
-            )
-
-    def _begin(
-        self, wire: bytes | None, wait: float, resume: bool = False, after: int | None = None
-    ) -> Turn:
-        """Start a turn, polling up to ``wait`` seconds while the conversation is busy
-        (``after``: see :func:`~clust.conversation.turns.begin_turn`)."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                return self._try_begin(wire, resume, after)
-            except ConversationBusy:
-                if time.monotonic() >= deadline:
-                    raise
-            time.sleep(_POLL)
-
-    async def _abegin(
-        self, wire: bytes | None, wait: float, resume: bool = False, after: int | None = None
-    ) -> Turn:
-        deadline = time.monotonic() + wait
-        while True:
-            handoff = _Handoff()
-            try:
-                begin = partial(self._begin_for, handoff, wire, resume, after)
-                return await anyio.to_thread.run_sync(begin)
-            except ConversationBusy:
-                if time.monotonic() >= deadline:
-                    raise
-            except BaseException:
-                # Cancelled (asyncio's cancel does not wait for the worker thread): the
-                # turn the thread began, or is still beginning, is given back.
-                begun = handoff.abandon()
-                if begun is not None:
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self._abort, begun)
-                raise
-            await anyio.sleep(_POLL)
-
-    def _begin_for(
-        self, handoff: _Handoff, wire: bytes | None, resume: bool, after: int | None
-    ) -> Turn:
-        """:meth:`_try_begin` in a worker thread for :meth:`_abegin`; if the caller gave
-        up meanwhile, the turn is released here, since nobody will send it."""
-        turn = self._try_begin(wire, resume, after)
-        if not handoff.deliver(turn):
-            self._abort(turn)
-        return turn
-
-    def _finish(self, turn: Turn, response: MessagesResponseBody, started: float) -> None:
-        """Store the reply; if that fails (the lease ran out and another send took the
-        conversation, or the database failed), give the lease back and raise. The
-        reply was billed all the same: its usage is recorded, flagged interrupted."""
-        latency_ms = round((time.monotonic() - started) * 1000)
-        try:
-            with self._steps:
-                finish_turn(self._engine, turn, self._history, response, latency_ms)
-                self._window.replied(response, len(self._history.wires[-1]))
-        except BaseException:
-            self._abort(turn, response, started)
-            raise
-
-    def _renew(self, turn: Turn) -> None:
-        """Extend the lease of a long stream (a lost lease shows at finish)."""
-        renew_turn(self._engine, turn, self._lease)
-
-    def _abort(
-        self,
-        turn: Turn,
-        billed: MessagesResponseBody | None = None,
-        started: float | None = None,
-    ) -> None:
-        """Release the turn; the billed partial message of a broken stream is recorded."""
-        latency_ms = 0 if started is None else round((time.monotonic() - started) * 1000)
-        abort_turn(self._engine, turn, billed, latency_ms)
-
-    def _count_request(
-        self, wire: bytes | None, head: RequestHead, options: CallOptions
-    ) -> RequestSpec:
-        """The count_tokens request of what a send of ``wire`` would send now."""
-        self.refresh()
-        if wire is not None and self._history.last_role == "user":
-            raise PendingTurn(self.id, len(self._history) - 1)
-        state = self._window
-        if isinstance(self.truncation, Summarize) and not state.summary_loaded:
-            state.summary = load_summary(self._engine, self.id)
-            state.summary_loaded = True
-        start, lead, _ = current(self.truncation, state, self._history)
-        view = self._history.window(start, lead, then=wire)
-        return count_tokens_request_for(self._build(view, head, options, stream=False))
-
-    def _fit(self, head: RequestHead, options: CallOptions) -> Plan[Fit]:
-        """The truncation strategy's plan for this turn's request (the turn is begun)."""
-
-        def build(view: History, request_head: RequestHead) -> RequestSpec:
-            return self._build(view, request_head, options, stream=False)
-
-        return fit(
-            self.truncation,
-            self._window,
-            self._history,
-            head,
-            build,
-            engine=self._engine,
-            conversation_id=self.id,
-        )
-
-    def _build(
-        self, view: History, head: RequestHead, options: CallOptions, *, stream: bool
-    ) -> RequestSpec:
-        """The message request of ``view`` (turns as sent) with this call's options and
-        the conversation's cache policy."""
-        return view.request(
-            head,
-            stream=stream,
-            betas=options.betas,
-            extra_headers=options.extra_headers,
-            cache=self.cache,
-        )
-
-    def _request(
-        self, chosen: Fit, head: RequestHead, options: CallOptions, stream: bool
-    ) -> RequestSpec:
-        spec = self._build(chosen.view, head, options, stream=stream)
-        self._window.sending(head, chosen, len(self._history), spec)
-        return spec
-
-    def _prepare(
-        self, client: Client, head: RequestHead, options: CallOptions, *, stream: bool
-    ) -> RequestSpec:
-        """The request of the begun turn, after the truncation strategy (which may count
-        tokens, or summarize, with ``client``).
-
-        Raises:
-            ContextWindowExceeded: it does not fit and the strategy cannot make it.
-        """
-        chosen = drive(self._fit(head, options), client, options)
-        return self._request(chosen, head, options, stream)
-
-    async def _aprepare(
-        self, client: AsyncClient, head: RequestHead, options: CallOptions, *, stream: bool
-    ) -> RequestSpec:
-        """:meth:`_prepare` with an async client (database work in worker threads)."""
-        chosen = await adrive(self._fit(head, options), client, options)
-        return self._request(chosen, head, options, stream)
-
-    def _refuse(self, turn: Turn, *, new_turn: bool) -> None:
-        """Release a turn the strategy refused; the user turn it stored is removed."""
-        drop_from = turn.reply_position - 1 if new_turn else None
-        with self._steps:
-            refuse_turn(self._engine, self.id, turn.holder, drop_from, self._history)
-
-    def _exchange(
-        self,
-        client: Client,
-        wire: bytes | None,
-        head: RequestHead,
-        options: CallOptions,
-        wait: float,
-        resume: bool = False,
-        after: int | None = None,
-    ) -> MessagesResponseBody:
-        self._check_budgets(head, wire)
-        turn = self._begin(wire, wait, resume, after)
-        started = time.monotonic()
-        try:
-            spec = self._prepare(client, head, options, stream=False)
-            response = client._create_from_spec(spec, options.timeout, options.max_retries)
-        except ContextWindowExceeded:
-            self._refuse(turn, new_turn=wire is not None)
-            raise
-        except BaseException:
-            self._abort(turn)
-            raise
-        self._finish(turn, response, started)
-        return response
-
-    async def _aexchange(
-        self,
-        client: AsyncClient,
-        wire: bytes | None,
-        head: RequestHead,
-        options: CallOptions,
-        wait: float,
-        resume: bool = False,
-        after: int | None = None,
-    ) -> MessagesResponseBody:
-        await anyio.to_thread.run_sync(self._check_budgets, head, wire)
-        turn = await self._abegin(wire, wait, resume, after)
-        started = time.monotonic()
-        try:
-            spec = await self._aprepare(client, head, options, stream=False)
-            response = await client._create_from_spec(spec, options.timeout, options.max_retries)
-        except ContextWindowExceeded:
-            with anyio.CancelScope(shield=True):
-                refuse = partial(self._refuse, turn, new_turn=wire is not None)
-                await anyio.to_thread.run_sync(refuse)
-            raise
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._abort, turn)
-            raise
-        await anyio.to_thread.run_sync(partial(self._finish, turn, response, started))
-        return response
-
-
-class _Handoff:
-    """A turn begun in a worker thread, passed to an awaiting caller who may be gone
-    (cancelled) by the time it is begun: exactly one side then gives it back."""
-
-    __slots__ = ("_abandoned", "_lock", "_turn")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._turn: Turn | None = None
-        self._abandoned = False
-
-    def deliver(self, turn: Turn) -> bool:
-        """From the thread: hand ``turn`` over; ``False`` if the caller is gone."""
-        with self._lock:
-            if self._abandoned:
-                return False
-            self._turn = turn
-            return True
-
-    def abandon(self) -> Turn | None:
-        """From the cancelled caller: the turn already delivered, which the caller must
-        give back, or ``None`` (the thread will, if it begins one)."""
-        with self._lock:
-            self._abandoned = True
-            return self._turn
+    run = blocking_call(_run)
+    arun = async_call(_run)

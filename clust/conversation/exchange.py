@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,8 @@ from clust.store import repository as rows
 
 if TYPE_CHECKING:
     from clust.conversation.conversation import Conversation
-    from clust.conversation.store import Store
 
-__all__ = ["FORMAT", "VERSION", "export_document", "import_document"]
+__all__ = ["FORMAT", "VERSION", "Imported", "already_there", "export_document", "import_document"]
 
 FORMAT = "clust.conversation"
 VERSION = 1
@@ -69,8 +69,21 @@ def export_document(engine: Engine, conversation: Conversation) -> dict[str, Any
     }
 
 
-def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool) -> Conversation:
-    """Create a conversation from ``document`` (see the module docstring)."""
+@dataclass(frozen=True)
+class Imported:
+    """A conversation read from a document, checked and ready to be written."""
+
+    head: RequestHead
+    metadata: Mapping[str, Any] | None
+    title: str | None
+    fork_position: int | None
+    turns: list[tuple[str, bytes]]
+    conversation_id: str | None
+    usage: list[dict[str, Any]]
+
+
+def import_document(document: Mapping[str, Any], *, keep_id: bool) -> Imported:
+    """Read and check ``document`` (see the module docstring); nothing is written."""
     if document.get("format") != FORMAT or document.get("version") != VERSION:
         raise InvalidParameter(
             "document", document.get("format"), f"a {FORMAT!r} document of version {VERSION}"
@@ -90,23 +103,23 @@ def import_document(store: Store, document: Mapping[str, Any], *, keep_id: bool)
         wire = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         turns.append((role, wire))
     usage = [_usage_values(index, entry) for index, entry in enumerate(document.get("usage") or [])]
-    try:
-        conversation = store._insert(
-            head,
-            metadata=document.get("metadata"),
-            title=document.get("title"),
-            parent_id=None,
-            fork_position=document.get("fork_position"),
-            turns=turns,
-            conversation_id=document["id"] if keep_id else None,
-            usage=usage,
-        )
-    except IntegrityError as exc:
-        raise StoreError(
-            f"conversation {document['id']!r} already exists, or a usage row does not "
-            f"match its turns: {exc.orig}"
-        ) from exc
-    return conversation
+    return Imported(
+        head,
+        metadata=document.get("metadata"),
+        title=document.get("title"),
+        fork_position=document.get("fork_position"),
+        turns=turns,
+        conversation_id=document["id"] if keep_id else None,
+        usage=usage,
+    )
+
+
+def already_there(document: Mapping[str, Any], error: IntegrityError) -> StoreError:
+    """The error of an import refused by the database."""
+    return StoreError(
+        f"conversation {document.get('id')!r} already exists, or a usage row does not "
+        f"match its turns: {error.orig}"
+    )
 
 
 def _usage_values(index: int, entry: Any) -> dict[str, Any]:

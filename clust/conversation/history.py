@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from clust.conversation.caching import CachePolicy
 from clust.messages.errors import InvalidParameter
@@ -39,8 +39,15 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_CONTENT_ALLOWED = "a non-empty string, a content block or a list of them, or a user Message"
+
+
 def user_wire(content: MessageContent | Message) -> bytes:
-    """The wire JSON of a user turn (validated: bad blocks fail before any I/O)."""
+    """The wire JSON of a user turn, validated: bad or empty content fails with
+    :class:`InvalidParameter` before any I/O (the API refuses empty text, whitespace
+    only, and an empty list of blocks)."""
+    if not isinstance(content, (str, list, tuple, Mapping, BaseModel)):
+        raise InvalidParameter("content", content, _CONTENT_ALLOWED)
     try:
         message = content if isinstance(content, Message) else Message.user(content)
     except ValidationError as error:
@@ -49,7 +56,23 @@ def user_wire(content: MessageContent | Message) -> bytes:
         raise InvalidParameter("content", content, f"{detail['msg']} (at {where})") from error
     if message.role.value != "user":
         raise InvalidParameter("content", message.role.value, "a user turn")
+    _check_not_empty(message.content)
     return message.__pydantic_serializer__.to_json(message, exclude_unset=True, by_alias=True)
+
+
+def _check_not_empty(content: Any) -> None:
+    if isinstance(content, str):
+        if not content.strip():
+            raise InvalidParameter("content", content, "text with non-whitespace characters")
+        return
+    if not content:
+        raise InvalidParameter("content", content, "at least one content block")
+    for index, block in enumerate(content):
+        text = getattr(block, "text", None)
+        if getattr(block, "type", None) == "text" and isinstance(text, str) and not text.strip():
+            raise InvalidParameter(
+                f"content[{index}].text", text, "text with non-whitespace characters"
+            )
 
 
 def assistant_wire(response: MessagesResponseBody) -> bytes:

@@ -19,19 +19,16 @@ the model can act on; the loop goes on and the exception is recorded.
 
 from __future__ import annotations
 
-import inspect
 import json
-import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.to_thread
-
-from clust.conversation.history import RequestHead, user_wire
-from clust.conversation.turns import utcnow
+from clust.conversation.effects import CallTool, Db, Hook, Parallel
+from clust.conversation.engine import Exchanged, TurnRequest, exchange
+from clust.conversation.history import user_wire
+from clust.conversation.turns import Turn, release_turn, utcnow
 from clust.messages.blocks import ToolResultContentBlock, ToolUseContentBlock
 from clust.messages.errors import InvalidParameter, ToolInputError
 from clust.messages.message import Message
@@ -40,12 +37,11 @@ from clust.store.engine import transaction
 from clust.tools import Tool, tool_definitions, tool_result_content
 
 if TYPE_CHECKING:
-    from clust.client import AsyncClient, Client
-    from clust.conversation.conversation import CallOptions, Conversation
-    from clust.messages.message import MessageContent
+    from clust.conversation.state import ConversationState
     from clust.messages.response import MessagesResponseBody
+    from clust.protocol.plans import Plan
 
-__all__ = ["RunResult", "Step", "ToolCallOutcome", "arun", "run"]
+__all__ = ["Approve", "OnStep", "RunResult", "Step", "ToolCallOutcome", "ToolLoop"]
 
 Approve = Callable[[ToolUseContentBlock], "bool | Awaitable[bool]"]
 OnStep = Callable[["Step"], "Awaitable[None] | None"]
@@ -98,144 +94,198 @@ class RunResult:
         return "" if self.response is None else self.response.text()
 
 
-@dataclass
-class _Plan:
+class _Next:
     """What to do next: send (``wire``), resend (``retry``), continue a paused reply
     (``resume``), or run the tools of the reply at ``tools_at``."""
 
-    wire: bytes | None = None
-    resume: bool = False
-    tools_at: int | None = None
-    tool_uses: list[ToolUseContentBlock] = field(default_factory=list)
-    answers: int | None = None
-    """The position of the reply whose tool calls ``wire`` answers: it is stored only
-    right after it (another process may have answered them meanwhile)."""
+    def __init__(
+        self,
+        wire: bytes | None = None,
+        *,
+        resume: bool = False,
+        tools_at: int | None = None,
+        tool_uses: Sequence[ToolUseContentBlock] = (),
+        answers: int | None = None,
+    ) -> None:
+        self.wire = wire
+        self.resume = resume
+        self.tools_at = tools_at
+        self.tool_uses = list(tool_uses)
+        self.answers = answers
+        """The position of the reply whose tool calls ``wire`` answers: it is stored only
+        right after it (another process may have answered them meanwhile)."""
 
 
-class _Loop:
-    """State shared by the sync and async loops."""
+class ToolLoop:
+    """One ``run``: its tools, its limits, the steps so far, and its plan."""
 
     def __init__(
         self,
-        conversation: Conversation,
+        state: ConversationState,
         tools: Sequence[Any],
         *,
         max_steps: int,
         tool_timeout: float | None,
-        params: Mapping[str, Any] | None,
+        approve: Approve | None,
+        on_step: OnStep | None,
     ) -> None:
-        if max_steps < 1:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise InvalidParameter("max_steps", max_steps, "an integer >= 1")
         if tool_timeout is not None and tool_timeout <= 0:
             raise InvalidParameter("tool_timeout", tool_timeout, "seconds > 0, or None")
-        self.conversation = conversation
+        self.state = state
         self.registry = {tool.name: tool for tool in tools if isinstance(tool, Tool)}
-        definitions = [
+        self.definitions: list[Any] = [
             item.to_wire() if hasattr(item, "to_wire") else dict(item)
             for item in tool_definitions(tools)
         ]
-        self.head: RequestHead = conversation._head_for(
-            None, None, None, definitions or None, params
-        )
         self.max_steps = max_steps
         self.tool_timeout = tool_timeout
+        self.approve = approve
+        self.on_step = on_step
         self.steps: list[Step] = []
 
-    # -- deciding where to start ---------------------------------------------------------
+    # -- the plan ------------------------------------------------------------------------
 
-    def first_plan(self, content: MessageContent | Message | None) -> _Plan:
-        conversation = self.conversation
-        conversation.refresh()
-        history = conversation._history
+    def plan(self, content: object, wire: bytes | None, request: TurnRequest) -> Plan[RunResult]:
+        """Send, run the tools asked for, send their results, until the run is over.
+
+        The lease taken by a request whose reply asks for tools is kept (``held``)
+        until the tool results are stored by the next request, or given back when the
+        run stops in between.
+        """
+        upcoming: _Next | None = yield Db(partial(self._first, content, wire))
+        response: MessagesResponseBody | None = None
+        held: Turn | None = None
+        requests = 0
+        try:
+            while upcoming is not None:
+                if upcoming.tools_at is not None:
+                    outcomes = yield from self._tool_step(upcoming)
+                    step = self._finish_tools(response, outcomes)
+                    if self.on_step is not None:
+                        yield Hook(self.on_step, step)
+                    results = _results_turn(outcomes)
+                    upcoming = _Next(results, answers=upcoming.tools_at)
+                    continue
+                if requests >= self.max_steps:
+                    if held is not None:
+                        yield Db(partial(release_turn, self.state.engine, held))
+                        held = None
+                    return RunResult(response, self.steps, "max_steps")
+                turn_request = replace(
+                    request,
+                    wire=upcoming.wire,
+                    resume=upcoming.resume,
+                    after=upcoming.answers,
+                    held=held,
+                    keep_for_tools=True,
+                )
+                held = None  # taken over by this request's turn
+                exchanged: Exchanged = yield from exchange(self.state, turn_request)
+                response, held = exchanged.response, exchanged.held
+                requests += 1
+                upcoming = self._after_reply(response)
+                if (upcoming is None or upcoming.resume) and self.on_step is not None:
+                    yield Hook(self.on_step, self.steps[-1])
+        except BaseException:
+            if held is not None:
+                yield Db(partial(release_turn, self.state.engine, held))
+            raise
+        if held is not None:  # pragma: no cover (a reply that kept the lease runs tools)
+            yield Db(partial(release_turn, self.state.engine, held))
+        assert response is not None
+        return RunResult(response, self.steps, str(response.stop_reason))
+
+    def _tool_step(self, upcoming: _Next) -> Plan[list[ToolCallOutcome]]:
+        """Run the tool calls of the reply at ``upcoming.tools_at`` (concurrently under an
+        async driver); a completed call is reused, never run again."""
+        position = upcoming.tools_at
+        assert position is not None
+        stored = yield Db(partial(self._record_calls, position, upcoming.tool_uses))
+        calls = [self._call(position, block, stored[block.id]) for block in upcoming.tool_uses]
+        outcomes: list[ToolCallOutcome] = yield Parallel(calls)
+        return outcomes
+
+    def _call(self, position: int, block: ToolUseContentBlock, row: Any) -> Plan[ToolCallOutcome]:
+        """One tool call: reuse its stored result, refuse it, or claim and run it."""
+        if row.status in _DONE:
+            return _reused(row)
+        refused = self._refusal(block, row)
+        if refused is None and self.approve is not None and not (yield Hook(self.approve, block)):
+            refused = (f"Error: the call to {block.name} was denied by the user.", "denied")
+        if refused is not None:
+            message, reason = refused
+            settle = partial(self._settle, block, message, True, reason, row.attempts)
+            settled: ToolCallOutcome = yield Db(settle)
+            return settled
+        if not (yield Db(partial(self._claim, block.id, row.status))):
+            again = yield Db(partial(self._record_calls, position, [block]))
+            return _reused(again[block.id])
+        tool = self.registry[block.name]
+        timeout = tool.timeout if tool.timeout is not None else self.tool_timeout
+        attempts = row.attempts + 1
+        error: str | None = None
+        try:
+            finished, value = yield CallTool(tool, block.input, timeout)
+            if finished:
+                content, is_error, error = _content_of(value), False, None
+            else:
+                content = f"Error: {block.name} timed out after {timeout:g} s."
+                is_error, error = True, "timed out"
+        except Exception as exc:  # a tool's failure is a result for the model, not ours
+            error = f"{type(exc).__name__}: {exc}"
+            content, is_error = f"Error: {block.name} failed: {error}", True
+        outcome: ToolCallOutcome = yield Db(
+            partial(self._settle, block, content, is_error, error, attempts)
+        )
+        return outcome
+
+    # -- deciding where to start and what follows ------------------------------------------
+
+    def _first(self, content: object, wire: bytes | None) -> _Next:
+        state = self.state
+        state.refresh()
+        history = state.history
         position = len(history) - 1
         tool_uses: list[ToolUseContentBlock] = []
         if history.last_role == "assistant":
             last = Message.model_validate_json(history.wires[position])
             tool_uses = [b for b in last.content if isinstance(b, ToolUseContentBlock)]
-        if content is not None:
-            wire = user_wire(content)
-            if tool_uses:
-                _check_answers(content, wire, tool_uses)
-            return _Plan(wire=wire)
+        if wire is not None:
+            return _Next(wire)  # the engine checks it answers any tool calls
         if history.last_role == "user":
-            return _Plan(resume=False)  # a pending turn: resend it
+            return _Next()  # a pending turn: resend it
         if history.last_role is None:
             raise InvalidParameter("content", None, "a first user turn (the conversation is empty)")
         if tool_uses:
-            return _Plan(tools_at=position, tool_uses=tool_uses)
-        with conversation._engine.connect() as connection:
-            stop = rows.stop_reason_at(connection, conversation.id, position)
+            return _Next(tools_at=position, tool_uses=tool_uses)
+        with state.engine.connect() as connection:
+            stop = rows.stop_reason_at(connection, state.id, position)
         if stop == "pause_turn":
-            return _Plan(resume=True)
+            return _Next(resume=True)
         raise InvalidParameter(
-            "content", None, "a new user turn (the last reply is complete; nothing to resume)"
+            "content", content, "a new user turn (the last reply is complete; nothing to resume)"
         )
 
-    def after_reply(self, response: MessagesResponseBody) -> _Plan | None:
-        """The plan after a reply, or ``None`` when the run is over."""
+    def _after_reply(self, response: MessagesResponseBody) -> _Next | None:
+        """What follows a reply, or ``None`` when the run is over."""
         stop = response.stop_reason
         if stop == "tool_use" and response.tool_uses():
-            return _Plan(
-                tools_at=len(self.conversation._history) - 1, tool_uses=response.tool_uses()
-            )
+            return _Next(tools_at=len(self.state.history) - 1, tool_uses=response.tool_uses())
         self.steps.append(Step(len(self.steps), response))
         if stop == "pause_turn":
-            return _Plan(resume=True)
+            return _Next(resume=True)
         return None
 
-    # -- tool calls: rows and outcomes ----------------------------------------------------
+    def _finish_tools(
+        self, response: MessagesResponseBody | None, outcomes: list[ToolCallOutcome]
+    ) -> Step:
+        step = Step(len(self.steps), response, outcomes)
+        self.steps.append(step)
+        return step
 
-    def record_calls(
-        self, position: int, tool_uses: Sequence[ToolUseContentBlock]
-    ) -> dict[str, Any]:
-        """Make sure every call has its row; return the rows by tool_use id."""
-        engine = self.conversation._engine
-        with transaction(engine) as connection:
-            rows.insert_tool_calls(
-                connection,
-                self.conversation.id,
-                position,
-                [(block.id, block.name, block.input) for block in tool_uses],
-                utcnow(),
-            )
-            stored = rows.load_tool_calls(connection, self.conversation.id, position)
-        return {row.tool_use_id: row for row in stored}
-
-    def claim(self, tool_use_id: str, expected: str) -> bool:
-        engine = self.conversation._engine
-        with transaction(engine) as connection:
-            return rows.start_tool_call(
-                connection, self.conversation.id, tool_use_id, expected, utcnow()
-            )
-
-    def settle(
-        self,
-        block: ToolUseContentBlock,
-        *,
-        content: Any,
-        is_error: bool,
-        error: str | None,
-        attempts: int,
-    ) -> ToolCallOutcome:
-        """Store a call's outcome (one commit) and return it."""
-        status = "failed" if is_error else "succeeded"
-        engine = self.conversation._engine
-        with transaction(engine) as connection:
-            rows.finish_tool_call(
-                connection,
-                self.conversation.id,
-                block.id,
-                status=status,
-                result=json.dumps(content, separators=(",", ":"), ensure_ascii=False),
-                is_error=is_error,
-                error=error,
-                now=utcnow(),
-            )
-        return ToolCallOutcome(
-            block.id, block.name, block.input, content, is_error, error, status, attempts, False
-        )
-
-    def refusal(self, block: ToolUseContentBlock, row: Any) -> tuple[str, str] | None:
+    def _refusal(self, block: ToolUseContentBlock, row: Any) -> tuple[str, str] | None:
         """Why a call cannot run at all (message for the model, recorded error), or None."""
         tool = self.registry.get(block.name)
         if tool is None:
@@ -257,58 +307,78 @@ class _Loop:
             return f"Error: {exc}", f"ToolInputError: {exc}"
         return None
 
-    @staticmethod
-    def reused(row: Any) -> ToolCallOutcome:
-        content = json.loads(row.result) if row.result is not None else ""
-        return ToolCallOutcome(
-            row.tool_use_id,
-            row.name,
-            row.input,
-            content,
-            bool(row.is_error),
-            row.error,
-            row.status,
-            row.attempts,
-            True,
-        )
+    # -- tool call rows (blocking; run as Db effects) ----------------------------------------
 
-    @staticmethod
-    def failure(block: ToolUseContentBlock, exc: BaseException) -> tuple[str, str]:
-        recorded = f"{type(exc).__name__}: {exc}"
-        return f"Error: {block.name} failed: {recorded}", recorded
-
-    def results_turn(self, outcomes: Sequence[ToolCallOutcome]) -> bytes:
-        """The user turn of tool_result blocks, in the order of the tool_use blocks."""
-        blocks = [
-            ToolResultContentBlock.new(
-                outcome.tool_use_id, outcome.content, is_error=True if outcome.is_error else None
+    def _record_calls(
+        self, position: int, tool_uses: Sequence[ToolUseContentBlock]
+    ) -> dict[str, Any]:
+        """Make sure every call has its row; return the rows by tool_use id."""
+        state = self.state
+        with transaction(state.engine) as connection:
+            rows.insert_tool_calls(
+                connection,
+                state.id,
+                position,
+                [(block.id, block.name, block.input) for block in tool_uses],
+                utcnow(),
             )
-            for outcome in outcomes
-        ]
-        return user_wire(blocks)
+            stored = rows.load_tool_calls(connection, state.id, position)
+        return {row.tool_use_id: row for row in stored}
 
-    def finish_tools(
-        self, response: MessagesResponseBody | None, outcomes: list[ToolCallOutcome]
-    ) -> Step:
-        step = Step(len(self.steps), response, outcomes)
-        self.steps.append(step)
-        return step
+    def _claim(self, tool_use_id: str, expected: str) -> bool:
+        with transaction(self.state.engine) as connection:
+            return rows.start_tool_call(connection, self.state.id, tool_use_id, expected, utcnow())
 
-
-def _check_answers(content: object, wire: bytes, tool_uses: Sequence[ToolUseContentBlock]) -> None:
-    """Refuse a new user turn that leaves tool calls of the last reply unanswered: the
-    API would reject it, and stored as the pending turn it would block the conversation."""
-    message = Message.model_validate_json(wire)
-    blocks = [] if isinstance(message.content, str) else message.content
-    answered = {b.tool_use_id for b in blocks if isinstance(b, ToolResultContentBlock)}
-    missing = [block.id for block in tool_uses if block.id not in answered]
-    if missing:
-        raise InvalidParameter(
-            "content",
-            content,
-            f"the tool_result blocks of the last reply's tool calls ({', '.join(missing)}), "
-            "or no content: run() then runs those calls first",
+    def _settle(
+        self,
+        block: ToolUseContentBlock,
+        content: Any,
+        is_error: bool,
+        error: str | None,
+        attempts: int,
+    ) -> ToolCallOutcome:
+        """Store a call's outcome (one commit) and return it."""
+        status = "failed" if is_error else "succeeded"
+        with transaction(self.state.engine) as connection:
+            rows.finish_tool_call(
+                connection,
+                self.state.id,
+                block.id,
+                status=status,
+                result=json.dumps(content, separators=(",", ":"), ensure_ascii=False),
+                is_error=is_error,
+                error=error,
+                now=utcnow(),
+            )
+        return ToolCallOutcome(
+            block.id, block.name, block.input, content, is_error, error, status, attempts, False
         )
+
+
+def _reused(row: Any) -> ToolCallOutcome:
+    content = json.loads(row.result) if row.result is not None else ""
+    return ToolCallOutcome(
+        row.tool_use_id,
+        row.name,
+        row.input,
+        content,
+        bool(row.is_error),
+        row.error,
+        row.status,
+        row.attempts,
+        True,
+    )
+
+
+def _results_turn(outcomes: Sequence[ToolCallOutcome]) -> bytes:
+    """The user turn of tool_result blocks, in the order of the tool_use blocks."""
+    blocks = [
+        ToolResultContentBlock.new(
+            outcome.tool_use_id, outcome.content, is_error=True if outcome.is_error else None
+        )
+        for outcome in outcomes
+    ]
+    return user_wire(blocks)
 
 
 def _content_of(value: Any) -> Any:
@@ -317,235 +387,3 @@ def _content_of(value: Any) -> Any:
     if isinstance(content, str):
         return content
     return [block.to_wire() if hasattr(block, "to_wire") else block for block in content]
-
-
-# -- sync ---------------------------------------------------------------------------------
-
-
-def run(
-    conversation: Conversation,
-    client: Client,
-    content: MessageContent | Message | None,
-    *,
-    tools: Sequence[Any],
-    max_steps: int,
-    approve: Approve | None,
-    on_step: OnStep | None,
-    tool_timeout: float | None,
-    params: Mapping[str, Any] | None,
-    options: CallOptions,
-    wait: float,
-) -> RunResult:
-    """See :meth:`Conversation.run`."""
-    loop = _Loop(conversation, tools, max_steps=max_steps, tool_timeout=tool_timeout, params=params)
-    plan: _Plan | None = loop.first_plan(content)
-    response: MessagesResponseBody | None = None
-    requests = 0
-    while plan is not None:
-        if plan.tools_at is not None:
-            outcomes = _run_tools(loop, plan, approve)
-            step = loop.finish_tools(response, outcomes)
-            if on_step is not None:
-                on_step(step)
-            plan = _Plan(wire=loop.results_turn(outcomes), answers=plan.tools_at)
-            continue
-        if requests >= max_steps:
-            return RunResult(response, loop.steps, "max_steps")
-        response = conversation._exchange(
-            client, plan.wire, loop.head, options, wait, resume=plan.resume, after=plan.answers
-        )
-        requests += 1
-        plan = loop.after_reply(response)
-        if (plan is None or plan.resume) and on_step is not None:
-            on_step(loop.steps[-1])
-    assert response is not None
-    return RunResult(response, loop.steps, str(response.stop_reason))
-
-
-def _run_tools(loop: _Loop, plan: _Plan, approve: Approve | None) -> list[ToolCallOutcome]:
-    assert plan.tools_at is not None
-    stored = loop.record_calls(plan.tools_at, plan.tool_uses)
-    outcomes = []
-    for block in plan.tool_uses:
-        row = stored[block.id]
-        if row.status in _DONE:
-            outcomes.append(loop.reused(row))
-            continue
-        refused = loop.refusal(block, row)
-        if refused is None and approve is not None and not approve(block):
-            refused = (f"Error: the call to {block.name} was denied by the user.", "denied")
-        if refused is not None:
-            message, error = refused
-            outcomes.append(
-                loop.settle(
-                    block, content=message, is_error=True, error=error, attempts=row.attempts
-                )
-            )
-            continue
-        if not loop.claim(block.id, row.status):
-            outcomes.append(loop.reused(loop.record_calls(plan.tools_at, [block])[block.id]))
-            continue
-        outcomes.append(_execute(loop, block, row.attempts + 1))
-    return outcomes
-
-
-def _execute(loop: _Loop, block: ToolUseContentBlock, attempts: int) -> ToolCallOutcome:
-    tool = loop.registry[block.name]
-    timeout = tool.timeout if tool.timeout is not None else loop.tool_timeout
-    try:
-        if tool.is_async:  # an event loop of its own, where a timeout cancels it
-            finished, value = anyio.run(_acall_within, tool, block.input, timeout)
-        elif timeout is None:
-            finished, value = True, tool.call(block.input)
-        else:
-            finished, value = _call_within(tool, block.input, timeout)
-        if not finished:
-            message = f"Error: {block.name} timed out after {timeout:g} s."
-            return loop.settle(
-                block, content=message, is_error=True, error="timed out", attempts=attempts
-            )
-        content = _content_of(value)
-    except Exception as exc:  # a tool's failure is a result for the model, not ours
-        message, error = loop.failure(block, exc)
-        return loop.settle(block, content=message, is_error=True, error=error, attempts=attempts)
-    return loop.settle(block, content=content, is_error=False, error=None, attempts=attempts)
-
-
-def _call_within(tool: Tool[Any, Any], input: Any, timeout: float) -> tuple[bool, Any]:
-    """Call a sync tool, waiting at most ``timeout`` s: ``(False, None)`` if it did not end.
-
-    Python cannot stop a thread: a late tool is left to finish in the background, in a
-    daemon thread so that it never holds up the interpreter's exit (the workers of a
-    ``ThreadPoolExecutor`` are joined at exit). The tool's own ``TimeoutError`` is a
-    failure like any other, told apart from ours by the future being done.
-    """
-    future: Future[Any] = Future()
-
-    def target() -> None:
-        try:
-            future.set_result(tool.call(input))
-        except BaseException as exc:  # handed to the waiting thread, raised there
-            future.set_exception(exc)
-
-    threading.Thread(target=target, name=f"clust tool {tool.name}", daemon=True).start()
-    done, _ = wait([future], timeout)
-    return (True, future.result()) if done else (False, None)
-
-
-async def _acall_within(
-    tool: Tool[Any, Any], input: Any, timeout: float | None
-) -> tuple[bool, Any]:
-    """Await an async tool under ``timeout``: ``(False, None)`` if it was cancelled for it."""
-    with anyio.move_on_after(timeout):
-        return True, await tool.acall(input)
-    return False, None
-
-
-# -- async --------------------------------------------------------------------------------
-
-
-async def arun(
-    conversation: Conversation,
-    client: AsyncClient,
-    content: MessageContent | Message | None,
-    *,
-    tools: Sequence[Any],
-    max_steps: int,
-    approve: Approve | None,
-    on_step: OnStep | None,
-    tool_timeout: float | None,
-    params: Mapping[str, Any] | None,
-    options: CallOptions,
-    wait: float,
-) -> RunResult:
-    """See :meth:`Conversation.arun`."""
-    loop = _Loop(conversation, tools, max_steps=max_steps, tool_timeout=tool_timeout, params=params)
-    plan: _Plan | None = await anyio.to_thread.run_sync(loop.first_plan, content)
-    response: MessagesResponseBody | None = None
-    requests = 0
-    while plan is not None:
-        if plan.tools_at is not None:
-            outcomes = await _arun_tools(loop, plan, approve)
-            step = loop.finish_tools(response, outcomes)
-            await _maybe_await(on_step, step)
-            plan = _Plan(wire=loop.results_turn(outcomes), answers=plan.tools_at)
-            continue
-        if requests >= max_steps:
-            return RunResult(response, loop.steps, "max_steps")
-        response = await conversation._aexchange(
-            client, plan.wire, loop.head, options, wait, resume=plan.resume, after=plan.answers
-        )
-        requests += 1
-        plan = loop.after_reply(response)
-        if plan is None or plan.resume:
-            await _maybe_await(on_step, loop.steps[-1])
-    assert response is not None
-    return RunResult(response, loop.steps, str(response.stop_reason))
-
-
-async def _maybe_await(hook: Callable[..., Any] | None, *args: Any) -> Any:
-    if hook is None:
-        return None
-    value = hook(*args)
-    if inspect.isawaitable(value):
-        value = await value
-    return value
-
-
-async def _arun_tools(loop: _Loop, plan: _Plan, approve: Approve | None) -> list[ToolCallOutcome]:
-    assert plan.tools_at is not None
-    position = plan.tools_at
-    stored = await anyio.to_thread.run_sync(loop.record_calls, position, plan.tool_uses)
-    outcomes: list[ToolCallOutcome | None] = [None] * len(plan.tool_uses)
-
-    async def one(index: int, block: ToolUseContentBlock) -> None:
-        row = stored[block.id]
-        if row.status in _DONE:
-            outcomes[index] = loop.reused(row)
-            return
-        refused = loop.refusal(block, row)
-        if refused is None and approve is not None and not await _maybe_await(approve, block):
-            refused = (f"Error: the call to {block.name} was denied by the user.", "denied")
-        if refused is not None:
-            message, error = refused
-            outcomes[index] = await anyio.to_thread.run_sync(
-                lambda: loop.settle(
-                    block, content=message, is_error=True, error=error, attempts=row.attempts
-                )
-            )
-            return
-        if not await anyio.to_thread.run_sync(loop.claim, block.id, row.status):
-            again = await anyio.to_thread.run_sync(loop.record_calls, position, [block])
-            outcomes[index] = loop.reused(again[block.id])
-            return
-        outcomes[index] = await _aexecute(loop, block, row.attempts + 1)
-
-    async with anyio.create_task_group() as group:  # parallel calls run concurrently
-        for index, block in enumerate(plan.tool_uses):
-            group.start_soon(one, index, block)
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-async def _aexecute(loop: _Loop, block: ToolUseContentBlock, attempts: int) -> ToolCallOutcome:
-    tool = loop.registry[block.name]
-    timeout = tool.timeout if tool.timeout is not None else loop.tool_timeout
-    content: Any = None
-    failed: tuple[str, str] | None = None
-    try:
-        finished, value = await _acall_within(tool, block.input, timeout)
-        if finished:
-            content = _content_of(value)
-        else:
-            failed = (f"Error: {block.name} timed out after {timeout:g} s.", "timed out")
-    except Exception as exc:  # a tool's failure is a result for the model, not ours
-        failed = loop.failure(block, exc)
-    if failed is not None:
-        message, error = failed
-        return await anyio.to_thread.run_sync(
-            lambda: loop.settle(
-                block, content=message, is_error=True, error=error, attempts=attempts
-            )
-        )
-    return await anyio.to_thread.run_sync(
-        lambda: loop.settle(block, content=content, is_error=False, error=None, attempts=attempts)
-    )

@@ -25,7 +25,8 @@ def usage_values(
 ) -> dict[str, Any]:
     """The usage row of ``response`` (cache writes without a TTL breakdown count as 5m,
     the API's default TTL). ``outcome`` is ``"interrupted"`` (and ``position`` None)
-    for the partial message of a stream that broke off after billing began."""
+    for the partial message of a stream that broke off after billing began, or a
+    reply refused at finish; ``"summary"`` for a context-window summary request."""
     usage = response.usage
     creation = usage.cache_creation_input_tokens or 0
     split = usage.cache_creation
@@ -63,10 +64,16 @@ def usage_values(
 class UsageTotals:
     """Token counts summed over requests (a conversation's, or any group's).
 
-    ``cache_hits`` counts the requests that read from the prompt cache; ``cost`` and
-    ``cache_savings`` are in USD at the store's prices (``None`` when a model had no
-    price, or when the totals were not priced); :attr:`cache_hit_ratio` is the share of
-    prompt tokens read from the cache.
+    ``requests`` counts the billed requests; ``cache_hits`` those that read from the
+    prompt cache; ``cost`` and ``cache_savings`` are in USD at the store's prices
+    (``None`` when a model had no price, or when the totals were not priced);
+    :attr:`cache_hit_ratio` is the share of prompt tokens read from the cache.
+
+    ``unknown_attempts`` counts requests whose outcome was never recorded: their
+    process died after the request left (killed, crashed) and they **may have been
+    billed** without appearing in the token counts. ``in_flight_attempts`` counts
+    requests being sent right now (their sender still holds the conversation's lease):
+    not lost, just not finished.
     """
 
     requests: int = 0
@@ -81,6 +88,8 @@ class UsageTotals:
     cache_hits: int = 0
     cost: Decimal | None = None
     cache_savings: Decimal | None = None
+    unknown_attempts: int = 0
+    in_flight_attempts: int = 0
 
     @property
     def total_input_tokens(self) -> int:
@@ -116,7 +125,7 @@ class TurnUsage:
     Attributes:
         position: the stored reply's position (``None``: a billed attempt that stored
             no turn, ``outcome`` "interrupted": a stream cut after billing began, or a
-            reply refused because its lease ran out).
+            reply refused because its lease was lost; or an attempt not completed).
         message_id: the reply's message id.
         model, request_id, stop_reason, service_tier: as the API reported them.
         input_tokens, output_tokens, cache_creation_5m_input_tokens,
@@ -126,7 +135,11 @@ class TurnUsage:
             ``"system_changed"``, ``"messages_changed"``), or ``None``.
         cache_missed_input_tokens: the tokens that miss cost, when given.
         latency_ms, started_at, finished_at: timing of the request.
-        outcome: ``"reply"`` or ``"interrupted"``.
+        outcome: ``"reply"``, ``"interrupted"`` (billed, no turn stored),
+            ``"summary"`` (a context-window summary request), ``"failed"`` (no
+            message came back: not billed) or ``"unknown"`` (not completed: in flight,
+            or its process died; maybe billed). Until completed, the token counts
+            are 0 and ``finished_at`` equals ``started_at``.
     """
 
     position: int | None

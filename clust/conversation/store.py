@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+import anyio
+import anyio.lowlevel
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from typing_extensions import Unpack
 
+from clust.conversation.batching import batch_key, listing, load, refresh
 from clust.conversation.caching import CachePolicy
 from clust.conversation.conversation import Conversation
+from clust.conversation.drivers import async_call, blocking_call
+from clust.conversation.effects import CallOptions
 from clust.conversation.history import RequestHead
+from clust.conversation.offload import DEFAULT_THREADS, Offload, awaitable
 from clust.conversation.turns import utcnow
 from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
 from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
@@ -24,17 +31,31 @@ from clust.usage.budget import Budget, Spending
 from clust.usage.pricing import PriceTable
 
 if TYPE_CHECKING:
-    from clust.client import AsyncClient, Client
-    from clust.client._settings import TimeoutTypes
+    from clust.client import TimeoutTypes
     from clust.conversation.batching import BatchCollection, StoredBatch
     from clust.messages.batches import MessageBatch
     from clust.messages.message import Message, MessageContent
+    from clust.protocol.plans import Plan
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreOptions"]
 
 _DEFAULT_CACHE = CachePolicy()
 _DEFAULT_TRUNCATION = RaiseOnOverflow()
 _SCALARS = (str, int, float, bool, type(None))
+
+
+class StoreOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Store` (for :meth:`Store.aopen`)."""
+
+    upgrade: bool
+    lease_seconds: float
+    busy_timeout: float
+    engine: Engine | None
+    budgets: Sequence[Budget]
+    prices: PriceTable | None
+    cache: CachePolicy | None
+    truncation: TruncationStrategy | None
+    threads: int
 
 
 class Store:
@@ -45,14 +66,32 @@ class Store:
     >>> reply = conv.send(client, "Hello")                      # doctest: +SKIP
     >>> same = store.get_conversation(conv.id)                  # later, any process
 
+    Every operation has an awaitable form, its name prefixed with ``a``
+    (``await store.aget_conversation(id)``), which runs the same code in a worker
+    thread of :attr:`offload`, so an asyncio or trio application never blocks its
+    event loop on the database. Open and close a store the same way::
+
+        async with await Store.aopen("postgresql+psycopg://...") as store:
+            conv = await store.acreate_conversation(model=..., max_tokens=1024)
+
+    A prefix rather than a separate ``AsyncStore`` class: one object holds one pool
+    and one set of settings whichever style calls it, and the names are those of
+    ``send``/``asend`` and ``run``/``arun``.
+
     Args:
         url: an SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://...``
             (the driver: ``pip install 'psycopg[binary]'``).
         upgrade: bring the schema to the current revision on open (default); with
             ``False`` an out-of-date schema raises :class:`StoreError` (run
             ``clust db upgrade``).
-        lease_seconds: how long a send may hold a conversation before another process
-            may take it over (a crashed sender's claim runs out after this).
+        lease_seconds: the length of a send's lease on its conversation (one send in
+            flight per conversation, across processes). While the sender lives, a
+            daemon thread of its process renews the lease every third of this, however
+            long the request or the tool step takes; a sender that died stops renewing,
+            so its lease runs out within ``lease_seconds`` (30 by default) and another
+            process may take the conversation over. On PostgreSQL lease times come from
+            the database server's clock. An operator frees a conversation at once with
+            :meth:`break_lease` (``clust conversations break-lease ID``).
         busy_timeout: seconds an SQLite writer waits for the write lock.
         engine: an existing SQLAlchemy engine instead of ``url`` (its owner disposes it).
         budgets: spending limits (:class:`~clust.usage.Budget`) checked before every
@@ -71,6 +110,13 @@ class Store:
             :class:`~clust.conversation.DropOldest` and
             :class:`~clust.conversation.Summarize` send fewer turns (stored turns stay);
             ``None`` checks nothing. Each conversation's ``truncation`` can replace it.
+        threads: how many awaitable calls of this store (and its conversations) run
+            at once in each event loop, each in a worker thread of its own; the others
+            wait their turn. The connection pool keeps as many connections (plus 10
+            for sync callers), so a thread never waits for one. Default 64
+            (:data:`~clust.conversation.offload.DEFAULT_THREADS`): it fits PostgreSQL's
+            default ``max_connections`` of 100. anyio's own limit of 40 threads for
+            the process does not apply. With ``engine=``, size its pool yourself.
     """
 
     def __init__(
@@ -78,21 +124,26 @@ class Store:
         url: str | None = None,
         *,
         upgrade: bool = True,
-        lease_seconds: float = 900.0,
+        lease_seconds: float = 30.0,
         busy_timeout: float = 30.0,
         engine: Engine | None = None,
         budgets: Sequence[Budget] = (),
         prices: PriceTable | None = None,
         cache: CachePolicy | None = _DEFAULT_CACHE,
         truncation: TruncationStrategy | None = _DEFAULT_TRUNCATION,
+        threads: int = DEFAULT_THREADS,
     ) -> None:
         if (url is None) == (engine is None):
             raise InvalidParameter("url", url, "exactly one of url= or engine=")
+        self.offload = Offload(threads)
+        """Runs this store's awaitable calls in worker threads (``threads`` at once)."""
         if lease_seconds <= 0:
             raise InvalidParameter("lease_seconds", lease_seconds, "a number of seconds > 0")
         self._owns_engine = engine is None
         self._engine = (
-            engine if engine is not None else make_engine(str(url), busy_timeout=busy_timeout)
+            engine
+            if engine is not None
+            else make_engine(str(url), busy_timeout=busy_timeout, connections=threads)
         )
         self._lease = timedelta(seconds=lease_seconds)
         self._cache = cache
@@ -113,6 +164,26 @@ class Store:
             self.close()  # no pooled connection outlives a Store that failed to open
             raise
 
+    @classmethod
+    async def aopen(cls, url: str | None = None, **options: Unpack[StoreOptions]) -> Store:
+        """``Store(...)`` opened in a worker thread: connecting and migrating a new
+        database (seconds on PostgreSQL) do not block the event loop. Takes the
+        arguments of :class:`Store`. The store is an async context manager:
+        ``async with await Store.aopen(url) as store:``."""
+        opened: list[Store] = []
+
+        def open_store() -> None:
+            opened.append(cls(url, **options))
+
+        try:
+            await Offload(options.get("threads", DEFAULT_THREADS)).run(open_store)
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            for store in opened:  # cancelled while it opened: nobody will close it
+                store.close()
+            raise
+        return opened[0]
+
     def __repr__(self) -> str:
         return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
 
@@ -132,6 +203,17 @@ class Store:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` in a worker thread; it runs even in a cancelled task."""
+        with anyio.CancelScope(shield=True):
+            await self.offload.run(self.close)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
     # -- conversations ----------------------------------------------------------------
 
     def _conversation(self, row: Mapping[str, Any]) -> Conversation:
@@ -143,6 +225,7 @@ class Store:
             cache=self._cache,
             prices=self._prices,
             truncation=self._truncation,
+            offload=self.offload,
         )
 
     def create_conversation(
@@ -168,6 +251,8 @@ class Store:
             model=model, max_tokens=max_tokens, system=system, tools=tools, params=params
         )
         return self._insert(head, metadata=metadata, title=title)
+
+    acreate_conversation = awaitable(create_conversation)
 
     def _insert(
         self,
@@ -207,7 +292,7 @@ class Store:
             for entry in usage:
                 rows.insert_usage(connection, {**entry, "conversation_id": values["id"]})
         conversation = self._conversation(values)
-        conversation._history.extend([role for role, _ in turns], [wire for _, wire in turns])
+        conversation.state.history.extend([role for role, _ in turns], [wire for _, wire in turns])
         return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation:
@@ -221,6 +306,8 @@ class Store:
         if row is None:
             raise ConversationNotFound(conversation_id)
         return self._conversation(row)
+
+    aget_conversation = awaitable(get_conversation)
 
     def list_conversations(
         self,
@@ -252,6 +339,8 @@ class Store:
                 raise ConversationNotFound(str(after))  # a stale cursor, not an empty page
         return [self._conversation(dict(row._mapping)) for row in found]
 
+    alist_conversations = awaitable(list_conversations)
+
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and its turns (usage rows stay, detached).
 
@@ -261,6 +350,23 @@ class Store:
         with transaction(self._engine) as connection:
             if not rows.delete_conversation(connection, conversation_id):
                 raise ConversationNotFound(conversation_id)
+
+    adelete_conversation = awaitable(delete_conversation)
+
+    def break_lease(self, conversation_id: str) -> bool:
+        """Free a conversation whose lease a send holds, at once; whether a live lease
+        was held. An operator's repair, for a holder known to be gone (its lease would
+        run out within ``lease_seconds`` anyway) or stuck: if it is alive after all, its
+        reply is refused with :class:`~clust.messages.LeaseLost` (its usage recorded),
+        and its pending user turn may be resent by ``retry``.
+
+        Raises:
+            ConversationNotFound: no conversation has this id.
+        """
+        with transaction(self._engine) as connection:
+            return rows.break_lease(connection, conversation_id, utcnow()) is not None
+
+    abreak_lease = awaitable(break_lease)
 
     def fork(self, conversation: Conversation | str, at_position: int) -> Conversation:
         """A new conversation holding the turns before ``at_position`` (same defaults).
@@ -272,13 +378,13 @@ class Store:
             self.get_conversation(conversation) if isinstance(conversation, str) else conversation
         )
         parent.refresh()
-        parent_length = len(parent._history)
+        parent_length = len(parent.state.history)
         if not 0 <= at_position <= parent_length:
             raise InvalidParameter("at_position", at_position, f"0..{parent_length}")
-        history = parent._history
+        history = parent.state.history
         try:
             return self._insert(
-                parent._head,
+                parent.state.head,
                 metadata=parent.metadata,
                 title=parent.title,
                 parent_id=parent.id,
@@ -289,6 +395,8 @@ class Store:
             )
         except IntegrityError as exc:  # the parent was deleted since it was opened
             raise ConversationNotFound(parent.id) from exc
+
+    afork = awaitable(fork)
 
     # -- export and import ---------------------------------------------------------------
 
@@ -301,6 +409,8 @@ class Store:
         )
         return export_document(self._engine, conv)
 
+    aexport_conversation = awaitable(export_conversation)
+
     def import_conversation(
         self, document: Mapping[str, Any], *, keep_id: bool = False
     ) -> Conversation:
@@ -309,15 +419,29 @@ class Store:
         A new id is given unless ``keep_id`` (then an existing id raises ``StoreError``).
         Usage rows are imported too, so spending stays on record.
         """
-        from clust.conversation.exchange import import_document
+        from clust.conversation.exchange import already_there, import_document
 
-        return import_document(self, document, keep_id=keep_id)
+        found = import_document(document, keep_id=keep_id)
+        try:
+            return self._insert(
+                found.head,
+                metadata=found.metadata,
+                title=found.title,
+                fork_position=found.fork_position,
+                turns=found.turns,
+                conversation_id=found.conversation_id,
+                usage=found.usage,
+            )
+        except IntegrityError as error:
+            raise already_there(document, error) from error
+
+    aimport_conversation = awaitable(import_conversation)
 
     # -- message batches -----------------------------------------------------------------
 
-    def batch_send(
+    def _batch_send(
         self,
-        client: Client,
+        client: Any,
         requests: Iterable[tuple[Conversation | str, MessageContent | Message | None]],
         *,
         model: str | None = None,
@@ -328,7 +452,7 @@ class Store:
         betas: Iterable[str] | None = None,
         timeout: TimeoutTypes | None = None,
         max_retries: int | None = None,
-    ) -> StoredBatch:
+    ) -> Plan[StoredBatch]:
         """Send the next turn of many conversations as one Message Batch (half price).
 
         Each ``(conversation, content)`` pair adds ``content`` as a user turn, as
@@ -343,58 +467,25 @@ class Store:
             InvalidParameter: no pairs or more than 100,000, a conversation twice or of
                 another store, bad content or override.
             ConversationNotFound / ConversationBusy / PendingTurn / TurnInBatch /
-                NothingToRetry / BudgetExceeded / ContextWindowExceeded: a conversation
-                cannot take the turn.
+                NothingToRetry / UnansweredToolCalls / BudgetExceeded /
+                ContextWindowExceeded: a conversation cannot take the turn.
             ApiError / ClientError: the create request failed; every turn was taken
                 back (the batch is kept as ``failed``, with the error).
         """
-        from clust.conversation.batching import Overrides, submit
+        from clust.conversation.batch_submit import Overrides, submit
 
+        options = CallOptions(None if betas is None else list(betas), None, timeout, max_retries)
+        overrides = Overrides(model, max_tokens, system, tools, params)
         return submit(
-            self._engine,
-            self._lease,
-            client,
-            requests,
-            self.get_conversation,
-            overrides=Overrides(model, max_tokens, system, tools, params),
-            betas=betas,
-            timeout=timeout,
-            max_retries=max_retries,
+            self._engine, self._lease, requests, self.get_conversation, overrides, options
         )
 
-    async def abatch_send(
-        self,
-        client: AsyncClient,
-        requests: Iterable[tuple[Conversation | str, MessageContent | Message | None]],
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        system: Any = None,
-        tools: Sequence[Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        betas: Iterable[str] | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> StoredBatch:
-        """:meth:`batch_send` with an :class:`~clust.AsyncClient` (the database work
-        runs in a worker thread)."""
-        from clust.conversation.batching import Overrides, asubmit
+    batch_send = blocking_call(_batch_send)
+    abatch_send = async_call(_batch_send)
 
-        return await asubmit(
-            self._engine,
-            self._lease,
-            client,
-            requests,
-            self.get_conversation,
-            overrides=Overrides(model, max_tokens, system, tools, params),
-            betas=betas,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
-
-    def collect_batch(
+    def _collect_batch(
         self,
-        client: Client,
+        client: Any,
         batch: StoredBatch | str,
         *,
         wait: bool = False,
@@ -402,7 +493,7 @@ class Store:
         max_interval: float | None = None,
         timeout: float | None = None,
         on_progress: Callable[[MessageBatch], object] | None = None,
-    ) -> BatchCollection:
+    ) -> Plan[BatchCollection]:
         """Store the replies of a batch sent by :meth:`batch_send`, once it has ended.
 
         ``batch`` is a :class:`~clust.conversation.batching.StoredBatch`, its id or the
@@ -413,35 +504,21 @@ class Store:
 
         With ``wait`` the batch is polled until it ends (``poll_interval``,
         ``max_interval``, ``timeout`` and ``on_progress`` as for
-        ``client.wait_for_message_batch``); without, a batch still processing is
-        left alone (the result says ``ended=False``).
+        ``client.wait_for_message_batch``; with an ``AsyncClient``, ``on_progress`` may
+        be a coroutine function); without, a batch still processing is left alone (the
+        result says ``ended=False``).
 
         Raises:
             StoreError: no such batch in this store, or one that was never created.
             BatchWaitTimeout: ``wait`` gave up after ``timeout`` seconds.
         """
-        from clust.conversation.batching import WaitOptions, collect
+        from clust.conversation.batch_collect import WaitOptions, collect
 
         waiting = WaitOptions(wait, poll_interval, max_interval, timeout, on_progress)
-        return collect(self._engine, client, _batch_key(batch), waiting)
+        return collect(self._engine, batch_key(batch), waiting)
 
-    async def acollect_batch(
-        self,
-        client: AsyncClient,
-        batch: StoredBatch | str,
-        *,
-        wait: bool = False,
-        poll_interval: float | None = None,
-        max_interval: float | None = None,
-        timeout: float | None = None,
-        on_progress: Callable[[MessageBatch], object] | None = None,
-    ) -> BatchCollection:
-        """:meth:`collect_batch` with an :class:`~clust.AsyncClient` (``on_progress``
-        may be a coroutine function)."""
-        from clust.conversation.batching import WaitOptions, acollect
-
-        waiting = WaitOptions(wait, poll_interval, max_interval, timeout, on_progress)
-        return await acollect(self._engine, client, _batch_key(batch), waiting)
+    collect_batch = blocking_call(_collect_batch)
+    acollect_batch = async_call(_collect_batch)
 
     def get_batch(self, batch: str) -> StoredBatch:
         """A batch sent from this store, by its id or the API's batch id, as last seen.
@@ -449,42 +526,33 @@ class Store:
         Raises:
             StoreError: no such batch in this store.
         """
-        from clust.conversation.batching import load
-
         return load(self._engine, batch)
 
-    def batch_status(self, client: Client, batch: StoredBatch | str) -> StoredBatch:
+    aget_batch = awaitable(get_batch)
+
+    def _batch_status(self, client: Any, batch: StoredBatch | str) -> Plan[StoredBatch]:
         """:meth:`get_batch` with its status and request counts read from the API."""
-        from clust.conversation.batching import refresh
+        return refresh(self._engine, batch_key(batch))
 
-        return refresh(self._engine, client, _batch_key(batch))
-
-    async def abatch_status(self, client: AsyncClient, batch: StoredBatch | str) -> StoredBatch:
-        """:meth:`batch_status` with an :class:`~clust.AsyncClient`."""
-        from clust.conversation.batching import arefresh
-
-        return await arefresh(self._engine, client, _batch_key(batch))
+    batch_status = blocking_call(_batch_status)
+    abatch_status = async_call(_batch_status)
 
     def batches(self, *, limit: int = 50, state: str | None = None) -> list[StoredBatch]:
         """Batches sent from this store, newest first (``limit`` 1..1000); only those
         stored in ``state`` (``submitting``, which includes the ``abandoned`` ones,
         ``submitted``, ``collected`` or ``failed``) if given."""
-        from clust.conversation.batching import listing
-
         if state is not None and state not in ("submitting", "submitted", "collected", "failed"):
             raise InvalidParameter(
                 "state", state, "'submitting', 'submitted', 'collected' or 'failed'"
             )
         return listing(self._engine, limit=limit, states=None if state is None else [state])
 
+    abatches = awaitable(batches)
+
     def open_batches(self) -> list[StoredBatch]:
         """The batches whose results are still to be stored (``submitted``), oldest
         first: what a restarted process passes to :meth:`collect_batch`."""
-        from clust.conversation.batching import listing
-
         found = listing(self._engine, limit=1000, states=["submitted"])
         return found[::-1]
 
-
-def _batch_key(batch: StoredBatch | str) -> str:
-    return batch if isinstance(batch, str) else batch.id
+    aopen_batches = awaitable(open_batches)

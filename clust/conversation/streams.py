@@ -1,47 +1,80 @@
 """Streams of a conversation turn: the client's event stream, with the turn around it.
 
 The turn starts (user turn stored, lease taken) on first iteration and the reply is
-stored once the stream completes, before iteration ends; leaving early, or a stream
-that breaks off, stores no reply and leaves the user turn pending.
+stored once the stream completes, before iteration ends; leaving early (``break``,
+``close()``, leaving the ``with`` block), or a stream that breaks off, stores no
+reply and leaves the user turn pending. Both classes are shells over one plan of
+the turn engine, run by :func:`~clust.conversation.drivers.stream_events` or
+:func:`~clust.conversation.drivers.astream_events`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Iterator
-from functools import partial
+import functools
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-import anyio
-import anyio.to_thread
-
+from clust.client import AsyncClient, Client
 from clust.client.streaming import atext_deltas, text_deltas
-from clust.messages.errors import ContextWindowExceeded
-from clust.messages.events import StreamEvent
-from clust.messages.response import MessagesResponseBody
+from clust.conversation.drivers import Offloading, astream_events, expect_client, stream_events
+from clust.conversation.effects import StreamProgress
+from clust.messages.errors import StreamInterrupted
+from clust.protocol.plans import Plan, Stepper
 
 if TYPE_CHECKING:
-    from clust.client import AsyncClient, Client
-    from clust.client.streaming import AsyncMessageStream, MessageStream
-    from clust.conversation.conversation import CallOptions, Conversation
-    from clust.conversation.history import RequestHead
+    from clust.conversation.engine import Exchanged
+    from clust.conversation.offload import Offload
+    from clust.messages.events import StreamEvent
+    from clust.messages.response import MessagesResponseBody
 
-__all__ = ["AsyncConversationStream", "ConversationStream"]
+__all__ = [
+    "AsyncConversationStream",
+    "ConversationStream",
+    "StreamingTurn",
+    "async_stream",
+    "blocking_stream",
+]
 
-
-def _billed(
-    failure: BaseException, stream: MessageStream | AsyncMessageStream | None
-) -> MessagesResponseBody | None:
-    """What the API billed for a stream that stored no reply: the partial message of
-    the failure, or what arrived before the caller left (None before message_start)."""
-    partial = getattr(failure, "partial_message", None)
-    if isinstance(partial, MessagesResponseBody):
-        return partial
-    return None if stream is None else stream.current_message
+P = ParamSpec("P")
+S = TypeVar("S", bound=Offloading)
 
 
-class ConversationStream:
+@dataclass(frozen=True)
+class StreamingTurn:
+    """A streamed turn's plan and where it puts the client stream once open."""
+
+    plan: Plan[Exchanged]
+    progress: StreamProgress
+
+
+class _TurnStream:
+    """What the sync and the async stream share: the plan, and the reply once stored."""
+
+    def __init__(self, turn: StreamingTurn) -> None:
+        self._stepper = Stepper(turn.plan)
+        self._progress = turn.progress
+        self._final: MessagesResponseBody | None = None
+
+    @property
+    def current_message(self) -> MessagesResponseBody | None:
+        """The message accumulated so far (``None`` before ``message_start``)."""
+        return self._final if self._final is not None else self._progress.billed()
+
+    def _completed(self) -> None:
+        """The plan returned: the reply is stored."""
+        exchanged = self._stepper.result
+        if exchanged is not None:
+            self._final = exchanged.response
+
+    def _final_message(self) -> MessagesResponseBody:
+        if self._final is None:
+            raise StreamInterrupted("the stream was closed before it completed")
+        return self._final
+
+
+class ConversationStream(_TurnStream):
     """The typed events of one streamed turn (sync); the reply is stored when it completes.
 
     >>> with conv.stream(client, "Hello") as stream:   # doctest: +SKIP
@@ -50,74 +83,17 @@ class ConversationStream:
     ...     reply = stream.get_final_message()
     """
 
-    def __init__(
-        self,
-        conversation: Conversation,
-        client: Client,
-        wire: bytes | None,
-        head: RequestHead,
-        options: CallOptions,
-        wait: float,
-    ) -> None:
-        self._conversation = conversation
-        self._client = client
-        self._wire = wire
-        self._head = head
-        self._options = options
-        self._wait = wait
-        self._stream: MessageStream | None = None
-        self._final: MessagesResponseBody | None = None
-        self._started = False
-        self._events_iterator: Iterator[StreamEvent] | None = None
-
-    @property
-    def current_message(self) -> MessagesResponseBody | None:
-        """The message accumulated so far (``None`` before ``message_start``)."""
-        if self._final is not None:
-            return self._final
-        return None if self._stream is None else self._stream.current_message
+    def __init__(self, turn: StreamingTurn, client: Client) -> None:
+        super().__init__(turn)
+        self._events: Generator[StreamEvent, None, None] = stream_events(self._stepper, client)
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        if self._events_iterator is None:
-            self._events_iterator = self._events()
         try:
-            yield from self._events_iterator
+            yield from self._events
         except GeneratorExit:
-            # Left early (a `break`): close now, as the client's stream does, so the
-            # lease goes back at once rather than when this object is collected.
-            self.close()
+            self.close()  # a `break`: the turn goes back now, not when collected
             raise
-
-    def _events(self) -> Iterator[StreamEvent]:
-        if self._started:
-            return
-        self._started = True
-        conversation = self._conversation
-        conversation._check_budgets(self._head, self._wire)
-        turn = conversation._begin(self._wire, self._wait)
-        started = time.monotonic()
-        try:
-            spec = conversation._prepare(self._client, self._head, self._options, stream=True)
-            with self._client._stream_from_spec(
-                spec, self._options.timeout, self._options.max_retries
-            ) as stream:
-                self._stream = stream
-                renew_every = conversation._lease.total_seconds() / 2
-                renew_at = started + renew_every
-                for event in stream:
-                    yield event
-                    if time.monotonic() >= renew_at:  # a long stream keeps its claim
-                        conversation._renew(turn)
-                        renew_at = time.monotonic() + renew_every
-                final = stream.get_final_message()
-        except ContextWindowExceeded:
-            conversation._refuse(turn, new_turn=self._wire is not None)
-            raise
-        except BaseException as failure:
-            conversation._abort(turn, _billed(failure, self._stream), started)
-            raise
-        conversation._finish(turn, final, started)
-        self._final = final
+        self._completed()
 
     @property
     def text_stream(self) -> Iterator[str]:
@@ -132,19 +108,11 @@ class ConversationStream:
         """
         for _ in self:
             pass
-        if self._final is None:
-            from clust.messages.errors import StreamInterrupted
-
-            raise StreamInterrupted("the stream was closed before it completed")
-        return self._final
+        return self._final_message()
 
     def close(self) -> None:
         """Stop early: close the HTTP response; no reply is stored."""
-        iterator = self._events_iterator
-        if iterator is not None and hasattr(iterator, "close"):
-            iterator.close()
-        if self._stream is not None:
-            self._stream.close()
+        self._events.close()
 
     def __enter__(self) -> ConversationStream:
         return self
@@ -158,77 +126,29 @@ class ConversationStream:
         self.close()
 
 
-class AsyncConversationStream:
-    """The typed events of one streamed turn (async); see :class:`ConversationStream`."""
+class AsyncConversationStream(_TurnStream):
+    """The typed events of one streamed turn (async); see :class:`ConversationStream`.
+    A ``break`` out of ``async for`` gives the turn back too (when the event loop
+    finalizes the loop's iterator: at once under asyncio)."""
 
-    def __init__(
-        self,
-        conversation: Conversation,
-        client: AsyncClient,
-        wire: bytes | None,
-        head: RequestHead,
-        options: CallOptions,
-        wait: float,
-    ) -> None:
-        self._conversation = conversation
-        self._client = client
-        self._wire = wire
-        self._head = head
-        self._options = options
-        self._wait = wait
-        self._stream: AsyncMessageStream | None = None
-        self._final: MessagesResponseBody | None = None
-        self._started = False
-        self._events_iterator: AsyncIterator[StreamEvent] | None = None
-
-    @property
-    def current_message(self) -> MessagesResponseBody | None:
-        """The message accumulated so far (``None`` before ``message_start``)."""
-        if self._final is not None:
-            return self._final
-        return None if self._stream is None else self._stream.current_message
+    def __init__(self, turn: StreamingTurn, client: AsyncClient, offload: Offload) -> None:
+        super().__init__(turn)
+        self._events: AsyncGenerator[StreamEvent, None] = astream_events(
+            self._stepper, client, offload
+        )
+        self._closing = False
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        if self._events_iterator is None:
-            self._events_iterator = self._events()
-        return self._events_iterator
+        return self._iterate()
 
-    async def _events(self) -> AsyncIterator[StreamEvent]:
-        if self._started:
-            return
-        self._started = True
-        conversation = self._conversation
-        await anyio.to_thread.run_sync(conversation._check_budgets, self._head, self._wire)
-        turn = await conversation._abegin(self._wire, self._wait)
-        started = time.monotonic()
+    async def _iterate(self) -> AsyncIterator[StreamEvent]:
         try:
-            spec = await conversation._aprepare(
-                self._client, self._head, self._options, stream=True
-            )
-            async with self._client._stream_from_spec(
-                spec, self._options.timeout, self._options.max_retries
-            ) as stream:
-                self._stream = stream
-                renew_every = conversation._lease.total_seconds() / 2
-                renew_at = started + renew_every
-                async for event in stream:
-                    yield event
-                    if time.monotonic() >= renew_at:  # a long stream keeps its claim
-                        await anyio.to_thread.run_sync(conversation._renew, turn)
-                        renew_at = time.monotonic() + renew_every
-                final = await stream.get_final_message()
-        except ContextWindowExceeded:
-            with anyio.CancelScope(shield=True):
-                refuse = partial(conversation._refuse, turn, new_turn=self._wire is not None)
-                await anyio.to_thread.run_sync(refuse)
+            async for event in self._events:
+                yield event
+        except GeneratorExit:
+            await self.close()
             raise
-        except BaseException as failure:
-            with anyio.CancelScope(shield=True):
-                billed = _billed(failure, self._stream)
-                await anyio.to_thread.run_sync(conversation._abort, turn, billed, started)
-            raise
-        await anyio.to_thread.run_sync(partial(conversation._finish, turn, final, started))
-        self._final = final
+        self._completed()
 
     @property
     def text_stream(self) -> AsyncIterator[str]:
@@ -239,19 +159,13 @@ class AsyncConversationStream:
         """Read the rest of the stream, store the reply, and return it."""
         async for _ in self:
             pass
-        if self._final is None:
-            from clust.messages.errors import StreamInterrupted
-
-            raise StreamInterrupted("the stream was closed before it completed")
-        return self._final
+        return self._final_message()
 
     async def close(self) -> None:
         """Stop early: close the HTTP response; no reply is stored."""
-        iterator = self._events_iterator
-        if iterator is not None and hasattr(iterator, "aclose"):
-            await iterator.aclose()
-        if self._stream is not None:
-            await self._stream.close()
+        if not self._closing:  # once: a loop left by `break` may be finalized later
+            self._closing = True
+            await self._events.aclose()
 
     async def __aenter__(self) -> AsyncConversationStream:
         return self
@@ -263,3 +177,38 @@ class AsyncConversationStream:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def blocking_stream(
+    build: Callable[Concatenate[S, Any, P], StreamingTurn],
+) -> Callable[Concatenate[S, Client, P], ConversationStream]:
+    """The ``stream`` method of a streamed-turn-building function."""
+    name = build.__name__.lstrip("_")
+
+    @functools.wraps(build)
+    def method(self: S, client: Client, /, *args: P.args, **kwargs: P.kwargs) -> ConversationStream:
+        expect_client(client, Client, name)
+        return ConversationStream(build(self, client, *args, **kwargs), client)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+def async_stream(
+    build: Callable[Concatenate[S, Any, P], StreamingTurn],
+) -> Callable[Concatenate[S, AsyncClient, P], AsyncConversationStream]:
+    """The ``astream`` method (``async with`` / ``async for``) of the same function."""
+    name = "a" + build.__name__.lstrip("_")
+
+    @functools.wraps(build)
+    def method(
+        self: S, client: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncConversationStream:
+        expect_client(client, AsyncClient, name)
+        return AsyncConversationStream(build(self, client, *args, **kwargs), client, self.offload)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"The ``async with`` / ``async for`` form of ``{name[1:]}``.\n\n" + (
+        build.__doc__ or ""
+    )
+    return method

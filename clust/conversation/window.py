@@ -57,19 +57,19 @@ afresh when it overflows, one cache write); a :class:`Summarize` summary is stor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
+from clust.conversation.effects import CallOptions, Count, Create, Db
 from clust.conversation.history import History, RequestHead, merged_user_wire, user_wire
 from clust.conversation.records import usage_values
-from clust.conversation.turns import utcnow
+from clust.conversation.turns import begin_attempt, finish_attempt, utcnow
 from clust.messages.claude_models import model_limits
 from clust.messages.errors import ApiError, ContextWindowExceeded, InvalidParameter
+from clust.protocol.plans import Plan
 from clust.protocol.request import RequestSpec, count_tokens_request_for
 from clust.store import repository as rows
 from clust.store.engine import transaction
@@ -77,9 +77,8 @@ from clust.store.engine import transaction
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from clust.client import AsyncClient, Client
-    from clust.conversation.conversation import CallOptions
     from clust.messages.response import MessagesResponseBody
+    from clust.messages.tokens import TokenCount
 
 __all__ = [
     "DEFAULT_SUMMARY_INSTRUCTION",
@@ -105,8 +104,6 @@ _UNMEASURED_RATIO = 1 / 3  # tokens per JSON byte assumed before anything is mea
 _MARGIN = 0.1  # share of the limit an estimate calibrated a moment ago must stay below
 _ROUNDS = 4  # counts (and cuts) one request may take before giving up
 _HINT = "conversation.truncation = DropOldest() or Summarize() would send fewer turns"
-
-T = TypeVar("T")
 
 
 def _share(name: str, value: float) -> None:
@@ -301,88 +298,7 @@ def _estimate(
     return 0.0, ratio * size
 
 
-# -- effects: what the planner needs done (by the sync or the async driver) ----------------
-
-
-@dataclass(frozen=True)
-class CountTokens:
-    """Count the tokens of a request (the driver answers ``input_tokens``, or ``None``
-    when the API answered the count with an error)."""
-
-    spec: RequestSpec
-
-
-@dataclass(frozen=True)
-class CreateMessage:
-    """Send a message request (the driver answers the reply)."""
-
-    spec: RequestSpec
-
-
-@dataclass(frozen=True)
-class Blocking:
-    """Database work (the async driver runs it in a worker thread)."""
-
-    call: Callable[[], Any]
-
-
-Effect = CountTokens | CreateMessage | Blocking
-Plan = Generator[Effect, Any, T]
 Build = Callable[[History, RequestHead], RequestSpec]
-
-
-def drive(plan: Plan[T], client: Client, options: CallOptions) -> T:
-    """Run ``plan`` with a sync client."""
-    answer: Any = None
-    try:
-        while True:
-            try:
-                effect = plan.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            if isinstance(effect, CountTokens):
-                try:
-                    counted = client._count_tokens_from_spec(
-                        effect.spec, options.timeout, options.max_retries
-                    )
-                except ApiError:
-                    answer = None  # the endpoint refused: the planner goes by its estimate
-                else:
-                    answer = counted.input_tokens
-            elif isinstance(effect, CreateMessage):
-                answer = client._create_from_spec(effect.spec, options.timeout, options.max_retries)
-            else:
-                answer = effect.call()
-    finally:
-        plan.close()
-
-
-async def adrive(plan: Plan[T], client: AsyncClient, options: CallOptions) -> T:
-    """Run ``plan`` with an async client; database work runs in worker threads."""
-    answer: Any = None
-    try:
-        while True:
-            try:
-                effect = plan.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            if isinstance(effect, CountTokens):
-                try:
-                    counted = await client._count_tokens_from_spec(
-                        effect.spec, options.timeout, options.max_retries
-                    )
-                except ApiError:
-                    answer = None  # the endpoint refused: the planner goes by its estimate
-                else:
-                    answer = counted.input_tokens
-            elif isinstance(effect, CreateMessage):
-                answer = await client._create_from_spec(
-                    effect.spec, options.timeout, options.max_retries
-                )
-            else:
-                answer = await anyio.to_thread.run_sync(effect.call)
-    finally:
-        plan.close()
 
 
 # -- the planner ------------------------------------------------------------------------
@@ -394,6 +310,7 @@ def fit(
     history: History,
     head: RequestHead,
     build: Build,
+    options: CallOptions,
     *,
     engine: Engine,
     conversation_id: str,
@@ -409,7 +326,7 @@ def fit(
     if strategy is None:
         return Fit(history, 0, None)
     if isinstance(strategy, Summarize) and not state.summary_loaded:
-        state.summary = yield Blocking(partial(load_summary, engine, conversation_id))
+        state.summary = yield Db(partial(load_summary, engine, conversation_id))
         state.summary_loaded = True
     start, lead, key = current(strategy, state, history)
     model = str(head.wire["model"])
@@ -445,7 +362,7 @@ def fit(
         elif measured + 2 * estimated <= limit:
             return Fit(view, start, key)
         spec = build(view, head)
-        answer: int | None = yield CountTokens(count_tokens_request_for(spec))
+        answer = yield from _count(spec, options)
         size = len(spec.content or b"")
         if answer is None:  # no count to be had: go by the estimate
             tokens, counted = round(measured + estimated), False
@@ -459,7 +376,7 @@ def fit(
             raise exceeded(tokens, _HINT if isinstance(strategy, RaiseOnOverflow) else None)
         if isinstance(strategy, Summarize):
             # Another process may have summarized since this object looked.
-            state.summary = yield Blocking(partial(load_summary, engine, conversation_id))
+            state.summary = yield Db(partial(load_summary, engine, conversation_id))
             newer = current(strategy, state, history)
             if newer[0] > start:
                 start, lead, key = newer
@@ -499,6 +416,7 @@ def fit(
                 cut,
                 head,
                 build,
+                options,
                 engine=engine,
                 conversation_id=conversation_id,
             )
@@ -508,6 +426,16 @@ def fit(
         else:
             state.cut = start = cut
     raise exceeded(tokens, f"the strategy did not make it fit in {_ROUNDS} attempts")
+
+
+def _count(spec: RequestSpec, options: CallOptions) -> Plan[int | None]:
+    """The input tokens of ``spec``'s prompt, or ``None`` when the endpoint answered
+    with an error (then the planner goes by its estimate)."""
+    try:
+        counted: TokenCount = yield Count(count_tokens_request_for(spec), options)
+    except ApiError:
+        return None
+    return counted.input_tokens
 
 
 def _nothing_to_cut(strategy: TruncationStrategy, start: int) -> str:
@@ -540,6 +468,7 @@ def _summarize(
     cut: int,
     head: RequestHead,
     build: Build,
+    options: CallOptions,
     *,
     engine: Engine,
     conversation_id: str,
@@ -552,16 +481,46 @@ def _summarize(
     part = History()
     part.extend(history.roles[start:cut], wires)
     part.append("user", user_wire(strategy.instruction))
+    summary_head = _summary_head(head, strategy)
+    summary_request = build(part, summary_head)
+    model = str(summary_head.wire["model"])
+    # The ledger's intent row first: a crash while the summary is made leaves an
+    # attempt of unknown outcome, never a billed request nobody can see.
+    attempt: int = yield Db(partial(begin_attempt, engine, conversation_id, model))
     started_at = utcnow()
     started = time.monotonic()
-    response: MessagesResponseBody = yield CreateMessage(build(part, _summary_head(head, strategy)))
+    try:
+        response: MessagesResponseBody = yield Create(summary_request, options)
+    except BaseException as failure:
+        latency_ms = round((time.monotonic() - started) * 1000)
+        outcome = "failed" if isinstance(failure, ApiError) else "unknown"
+        if outcome == "failed":
+            close = partial(
+                finish_attempt,
+                engine,
+                attempt,
+                conversation_id,
+                None,
+                outcome=outcome,
+                latency_ms=latency_ms,
+            )
+            yield Db(close)
+        raise
     latency_ms = round((time.monotonic() - started) * 1000)
     text = response.text().strip() or "(nothing to summarize)"
     wire = user_wire(strategy.preamble + text)
     store = partial(
-        store_summary, engine, conversation_id, cut, wire, response, started_at, latency_ms
+        store_summary,
+        engine,
+        conversation_id,
+        cut,
+        wire,
+        response,
+        started_at,
+        latency_ms,
+        attempt,
     )
-    stored: tuple[int, bytes] | None = yield Blocking(store)
+    stored: tuple[int, bytes] | None = yield Db(store)
     return stored
 
 
@@ -583,9 +542,10 @@ def store_summary(
     response: MessagesResponseBody,
     started_at: Any,
     latency_ms: int,
+    attempt_id: int,
 ) -> tuple[int, bytes] | None:
-    """Store a summary and the usage row of the request that made it, in one
-    transaction; returns the newest summary (another one if one already covered
+    """Store a summary and complete the ledger row of the request that made it, in
+    one transaction; returns the newest summary (another one if one already covered
     ``through``)."""
     with transaction(engine) as connection:
         now = utcnow()
@@ -598,7 +558,7 @@ def store_summary(
             latency_ms=latency_ms,
             outcome="summary",
         )
-        rows.insert_usage(connection, values)
+        rows.complete_attempt(connection, attempt_id, values)
         if rows.insert_summary(
             connection, conversation_id, through, wire.decode(), response.model, now
         ):

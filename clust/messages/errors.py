@@ -12,6 +12,10 @@
 ``StoreError`` (the conversation store) and ``ToolError`` (running tools Claude
 asked for) each root a family of their own.
 
+The root and the bad-input errors are defined in :mod:`clust.messages.base_errors`,
+the API's and the client's in :mod:`clust.messages.client_errors`, the store's and
+the tools' here; every one of them is importable from this module.
+
 No exception here ever holds request headers, so the API key cannot leak through
 ``str()`` or ``repr()`` of an error.
 """
@@ -19,10 +23,39 @@ No exception here ever holds request headers, so the API key cannot leak through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from clust.messages.response import MessagesResponseBody
+from clust.messages.base_errors import (
+    InvalidParameter,
+    MessagesError,
+    MissingCredentials,
+    StreamOptionMismatch,
+)
+from clust.messages.client_errors import (
+    ApiError,
+    AuthenticationError,
+    BatchNotEnded,
+    BatchResultsUnavailable,
+    BatchWaitTimeout,
+    BillingError,
+    ClientError,
+    ConflictError,
+    ConnectionFailed,
+    GatewayTimeoutError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimedOut,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    ResponseDecodeError,
+    ServiceUnavailableError,
+    StreamDecodeError,
+    StreamInterrupted,
+)
 
 __all__ = [
     "ApiError",
@@ -37,11 +70,13 @@ __all__ = [
     "ConnectionFailed",
     "ContextWindowExceeded",
     "ConversationBusy",
+    "ConversationDeleted",
     "ConversationNotFound",
     "GatewayTimeoutError",
     "InternalServerError",
     "InvalidParameter",
     "InvalidRequestError",
+    "LeaseLost",
     "MessagesError",
     "MissingCredentials",
     "NotFoundError",
@@ -63,258 +98,10 @@ __all__ = [
     "ToolInputError",
     "ToolTimeout",
     "TurnInBatch",
+    "UnansweredToolCalls",
     "UnknownTool",
+    "WrongClient",
 ]
-
-
-class MessagesError(Exception):
-    """Root of every exception raised by clust."""
-
-
-class InvalidParameter(MessagesError, ValueError):
-    """A value given by the caller is outside what the API accepts.
-
-    Raised before any network call. ``field`` names the parameter, ``value`` is
-    what was given and ``allowed`` describes the accepted range.
-    """
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field}={value!r} is invalid: allowed {allowed}")
-
-
-class MissingCredentials(MessagesError, ValueError):
-    """No API key or auth token was given or found in the environment."""
-
-
-class StreamOptionMismatch(MessagesError, ValueError):
-    """The body's ``stream`` field contradicts the method it was given to.
-
-    ``create_a_message`` needs ``stream`` unset or false; ``create_a_message_stream``
-    needs it unset or true.
-    """
-
-
-class ApiError(MessagesError):
-    """The API answered with an error.
-
-    Subclasses exist per error type (``RateLimitError``, ``OverloadedError``, ...).
-    An error type or status clust does not know is raised as ``ApiError`` itself
-    (4xx) or ``InternalServerError`` (5xx).
-
-    Attributes:
-        status_code: HTTP status (200 for an ``error`` event inside a stream).
-        error_type: ``error.type`` from the envelope, e.g. ``"rate_limit_error"``.
-        message: ``error.message`` from the envelope, or the raw body text.
-        request_id: the ``request-id`` response header (else the body's).
-        retry_after: seconds the server asked to wait, if it said so.
-        error_code: ``error.details.error_code`` when present.
-        body: the parsed JSON body, or the raw text when it was not JSON.
-        partial_message: for an ``error`` event inside a stream, the message
-            accumulated before it (``None`` otherwise).
-    """
-
-    partial_message: MessagesResponseBody | None = None
-
-    def __init__(
-        self,
-        *,
-        status_code: int,
-        error_type: str | None,
-        message: str,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-        error_code: str | None = None,
-        body: object = None,
-    ) -> None:
-        self.status_code = status_code
-        self.error_type = error_type
-        self.message = message
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.error_code = error_code
-        self.body = body
-        super().__init__(self._describe())
-
-    def _describe(self) -> str:
-        kind = self.error_type or "error"
-        text = f"{self.status_code} {kind}: {self.message}"
-        if self.error_code:
-            text += f" [{self.error_code}]"
-        if self.request_id:
-            text += f" (request_id={self.request_id})"
-        if self.retry_after is not None:
-            text += f" (retry after {self.retry_after:g}s)"
-        return text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_api_error, (type(self), self.__dict__.copy()))
-
-
-def _rebuild_api_error(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
-    error = cls.__new__(cls)
-    error.__dict__.update(state)
-    Exception.__init__(error, error._describe())
-    return error
-
-
-class InvalidRequestError(ApiError):
-    """400 ``invalid_request_error``."""
-
-
-class AuthenticationError(ApiError):
-    """401 ``authentication_error``."""
-
-
-class BillingError(ApiError):
-    """402 ``billing_error``."""
-
-
-class PermissionDeniedError(ApiError):
-    """403 ``permission_error``."""
-
-
-class NotFoundError(ApiError):
-    """404 ``not_found_error``."""
-
-
-class RequestTimeoutError(ApiError):
-    """408: the server timed out waiting for the request."""
-
-
-class ConflictError(ApiError):
-    """409 ``conflict_error``."""
-
-
-class RequestTooLargeError(ApiError):
-    """413 ``request_too_large``."""
-
-
-class RateLimitError(ApiError):
-    """429 ``rate_limit_error``."""
-
-
-class InternalServerError(ApiError):
-    """500 ``api_error``, and any 5xx status without a class of its own."""
-
-
-class ServiceUnavailableError(InternalServerError):
-    """503."""
-
-
-class GatewayTimeoutError(InternalServerError):
-    """504 ``timeout_error``."""
-
-
-class OverloadedError(InternalServerError):
-    """529 ``overloaded_error``."""
-
-
-class ClientError(MessagesError):
-    """No usable answer came back from the API."""
-
-
-class ConnectionFailed(ClientError):
-    """The connection could not be made or broke before a response arrived."""
-
-
-class RequestTimedOut(ClientError):
-    """The request did not complete within the configured timeout."""
-
-
-class ResponseDecodeError(ClientError):
-    """The response could not be decoded (bad JSON, wrong content type, bad UTF-8).
-
-    ``request_id`` is the ``request-id`` header of that response, if any.
-    """
-
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
-        self.request_id = request_id
-        super().__init__(message if request_id is None else f"{message} (request_id={request_id})")
-
-
-class StreamDecodeError(ResponseDecodeError):
-    """A server-sent event could not be decoded (bad UTF-8 or JSON in a data line)."""
-
-
-class StreamInterrupted(ClientError):
-    """A stream ended before ``message_stop``.
-
-    ``partial_message`` holds what was accumulated so far (``None`` when not even
-    ``message_start`` arrived); its billed input and output tokens so far are in
-    ``partial_message.usage``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        partial_message: MessagesResponseBody | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.partial_message = partial_message
-        self.request_id = request_id
-        super().__init__(message if request_id is None else f"{message} (request_id={request_id})")
-
-
-class BatchResultsUnavailable(MessagesError):
-    """A Message Batch has no results to read (its ``results_url`` is null).
-
-    ``batch_id`` names the batch and ``processing_status`` is the status it had when
-    asked (``"in_progress"``, ``"canceling"`` or ``"ended"``).
-    """
-
-    def __init__(self, batch_id: str, processing_status: str, reason: str | None = None) -> None:
-        self.batch_id = batch_id
-        self.processing_status = processing_status
-        super().__init__(
-            reason
-            or f"message batch {batch_id!r} has no results (processing_status={processing_status})"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.batch_id, self.processing_status, str(self)))
-
-
-class BatchNotEnded(BatchResultsUnavailable):
-    """The results of a Message Batch were asked for before it ended.
-
-    Wait for it first (``client.wait_for_message_batch(batch_id)``).
-    """
-
-    def __init__(self, batch_id: str, processing_status: str, reason: str | None = None) -> None:
-        super().__init__(
-            batch_id,
-            processing_status,
-            reason
-            or (
-                f"message batch {batch_id!r} has not ended yet "
-                f"(processing_status={processing_status}): its results are available once "
-                "processing_status is 'ended'; see wait_for_message_batch()"
-            ),
-        )
-
-
-class BatchWaitTimeout(MessagesError, TimeoutError):
-    """``wait_for_message_batch`` gave up: the batch had not ended within ``timeout`` seconds.
-
-    ``batch`` is the last ``MessageBatch`` seen (its ``request_counts`` show progress); the
-    batch itself keeps processing on the server.
-    """
-
-    def __init__(self, batch_id: str, timeout: float, batch: object = None) -> None:
-        self.batch_id = batch_id
-        self.timeout = timeout
-        self.batch = batch
-        super().__init__(
-            f"message batch {batch_id!r} did not end within {timeout:g} seconds "
-            "(it keeps processing on the server)"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.batch_id, self.timeout, self.batch))
 
 
 class StoreError(MessagesError):
@@ -332,15 +119,110 @@ class ConversationNotFound(StoreError, LookupError):
 class ConversationBusy(StoreError):
     """Another send is in flight on this conversation (in this or another process).
 
-    ``holder`` names the lease holder and ``expires_at`` when its claim runs out
-    (a crashed sender's lease simply expires).
+    ``holder`` names the lease holder (``None`` when not known) and ``expires_at``
+    when its claim runs out unless its holder renews it; a holder that died stops
+    renewing, so its lease runs out within the store's ``lease_seconds``. An operator
+    can break it at once: ``store.break_lease(id)`` or ``clust conversations
+    break-lease ID``.
     """
 
-    def __init__(self, conversation_id: str, *, expires_at: object = None) -> None:
+    def __init__(
+        self, conversation_id: str, *, expires_at: object = None, holder: str | None = None
+    ) -> None:
         self.conversation_id = conversation_id
         self.expires_at = expires_at
+        self.holder = holder
+        who = "" if holder is None else f" by {holder}"
         until = "" if expires_at is None else f" (its lease runs until {expires_at})"
-        super().__init__(f"conversation {conversation_id!r} has a send in flight{until}")
+        super().__init__(f"conversation {conversation_id!r} has a send in flight{who}{until}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_busy, (self.conversation_id, self.expires_at, self.holder))
+
+
+def _busy(conversation_id: str, expires_at: object, holder: str | None) -> ConversationBusy:
+    return ConversationBusy(conversation_id, expires_at=expires_at, holder=holder)
+
+
+class LeaseLost(StoreError):
+    """This send's lease on the conversation was lost before its reply was stored (it
+    ran out, or an operator broke it, and another send may have taken the conversation).
+
+    Nothing of the reply is stored as a turn; what the API billed for it is in the
+    ledger. The conversation is not stuck: ``refresh()`` and send again (or
+    ``retry``, if the user turn is still pending).
+    """
+
+    def __init__(self, conversation_id: str, detail: str = "") -> None:
+        self.conversation_id = conversation_id
+        self.detail = detail
+        more = f": {detail}" if detail else ""
+        super().__init__(
+            f"conversation {conversation_id!r}: this send lost its lease before the reply "
+            f"was stored{more}; the reply is not stored (its usage is recorded)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id, self.detail))
+
+
+class ConversationDeleted(ConversationNotFound):
+    """The conversation was deleted while a send was in flight: the reply is not stored
+    (its usage is recorded, as usage rows outlive their conversation)."""
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        StoreError.__init__(
+            self,
+            f"conversation {conversation_id!r} was deleted while a send was in flight; "
+            "the reply is not stored (its usage is recorded)",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id,))
+
+
+class WrongClient(MessagesError, TypeError):
+    """A sync ``Client`` was given to an async method (``asend``, ``astream``, ...) or an
+    ``AsyncClient`` to a sync one; raised before anything is stored or sent."""
+
+    def __init__(self, method: str, given: str, expected: str) -> None:
+        self.method = method
+        self.given = given
+        self.expected = expected
+        super().__init__(f"{method}() needs {expected}, got {given}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.method, self.given, self.expected))
+
+
+class UnansweredToolCalls(InvalidParameter, StoreError):
+    """The last reply asked for tool calls that have no ``tool_result`` yet, so a new
+    user turn without their results would be refused by the API.
+
+    ``tool_use_ids`` lists them. Go on with ``run(client, tools=...)`` (runs them),
+    send their ``tool_result`` blocks as the content, or pass
+    ``abandon_tool_calls=True`` to ``send``/``stream``, which answers them with error
+    results saying they were not run.
+    """
+
+    def __init__(self, conversation_id: str, tool_use_ids: Sequence[str]) -> None:
+        self.conversation_id = conversation_id
+        self.tool_use_ids = list(tool_use_ids)
+        # An InvalidParameter of ``content`` too: the content given is what is refused.
+        self.field = "content"
+        self.value = None
+        self.allowed = "the tool_result blocks of the last reply's tool calls"
+        MessagesError.__init__(
+            self,
+            f"conversation {conversation_id!r}: the last reply's tool calls "
+            f"({', '.join(self.tool_use_ids)}) have no results; call run(client, tools=...) "
+            "to run them, send their tool_result blocks, or send with "
+            "abandon_tool_calls=True to answer them as not run",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id, self.tool_use_ids))
 
 
 class PendingTurn(StoreError):

@@ -23,7 +23,7 @@ from clust.protocol.jsonl import JsonlSplitter
 from clust.protocol.pagination import PageWalk
 from clust.protocol.request import (
     RequestSpec,
-    _call_headers,
+    call_headers,
     needs_one_hour_ttl_beta,
     wire_has_one_hour,
 )
@@ -118,7 +118,7 @@ def spliced_batch_request(
     pieces.append(b"]}")
     if one_hour is None:
         one_hour = any(_wire_one_hour(params) for _, params in items)
-    headers = _call_headers(one_hour, betas, extra_headers)
+    headers = call_headers(one_hour, betas, extra_headers)
     return RequestSpec("POST", _BATCHES, headers, b"".join(pieces))
 
 
@@ -137,7 +137,7 @@ def get_batch_request(
     batch_id: str, *, extra_headers: Mapping[str, str] | None = None
 ) -> RequestSpec:
     """GET /v1/messages/batches/{id}: the batch's current state (poll this)."""
-    return RequestSpec("GET", _batch_path(batch_id), _call_headers(False, None, extra_headers))
+    return RequestSpec("GET", _batch_path(batch_id), call_headers(False, None, extra_headers))
 
 
 def cancel_batch_request(
@@ -145,14 +145,14 @@ def cancel_batch_request(
 ) -> RequestSpec:
     """POST /v1/messages/batches/{id}/cancel (an empty body)."""
     path = _batch_path(batch_id, "/cancel")
-    return RequestSpec("POST", path, _call_headers(False, None, extra_headers), b"")
+    return RequestSpec("POST", path, call_headers(False, None, extra_headers), b"")
 
 
 def delete_batch_request(
     batch_id: str, *, extra_headers: Mapping[str, str] | None = None
 ) -> RequestSpec:
     """DELETE /v1/messages/batches/{id} (only once the batch has ended)."""
-    return RequestSpec("DELETE", _batch_path(batch_id), _call_headers(False, None, extra_headers))
+    return RequestSpec("DELETE", _batch_path(batch_id), call_headers(False, None, extra_headers))
 
 
 def list_batches_walk(
@@ -188,7 +188,7 @@ def batch_results_request(
             f"message batch {batch.id!r} has ended but has no results_url"
             + (f" (archived at {batch.archived_at})" if batch.archived_at else ""),
         )
-    headers = {"accept": "application/binary", **_call_headers(False, None, extra_headers)}
+    headers = {"accept": "application/binary", **call_headers(False, None, extra_headers)}
     return RequestSpec("GET", url, headers, stream=True)
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from clust.messages.errors import InvalidParameter
 from clust.protocol.pagination import PageWalk, QueryValue
-from clust.protocol.request import RequestSpec, _call_headers
+from clust.protocol.request import RequestSpec, call_headers
 
 __all__ = ["get_model_request", "list_models_walk"]
 
@@ -53,4 +53,4 @@ def get_model_request(
     if not model_id:
         raise InvalidParameter("model_id", model_id, "a non-empty model id")
     path = f"/v1/models/{quote(model_id, safe='')}"
-    return RequestSpec("GET", path, _call_headers(False, None, extra_headers))
+    return RequestSpec("GET", path, call_headers(False, None, extra_headers))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from clust.messages.errors import InvalidParameter
-from clust.protocol.request import RequestSpec, _call_headers
+from clust.protocol.request import RequestSpec, call_headers
 
 if TYPE_CHECKING:
     from clust.messages.pages import Page
@@ -70,7 +70,7 @@ class PageWalk:
             self._base["limit"] = limit
         self._backwards = before_id is not None
         self._cursor = before_id if self._backwards else after_id
-        self._headers = _call_headers(False, None, extra_headers)
+        self._headers = call_headers(False, None, extra_headers)
         self._done = False
         self.pages = 0
         """Pages read so far."""

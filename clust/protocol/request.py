@@ -20,6 +20,7 @@ __all__ = [
     "Credentials",
     "RequestSpec",
     "base_headers",
+    "call_headers",
     "count_tokens_request",
     "count_tokens_request_for",
     "merge_betas",
@@ -233,7 +234,7 @@ def message_request(
     if stream and wanted is None:
         content = _with_stream_true(content)
     one_hour = needs_one_hour_ttl_beta(body, content)
-    headers = _call_headers(one_hour, betas, extra_headers)
+    headers = call_headers(one_hour, betas, extra_headers)
     return RequestSpec("POST", "/v1/messages", headers, content, stream=stream)
 
 
@@ -263,7 +264,7 @@ def spliced_message_request(
         content = b",".join(parts)
     else:
         content = opening + closing
-    headers = _call_headers(one_hour, betas, extra_headers)
+    headers = call_headers(one_hour, betas, extra_headers)
     return RequestSpec("POST", "/v1/messages", headers, content, stream=stream)
 
 
@@ -285,7 +286,7 @@ def count_tokens_request(
     }
     wire.update(body.extra_body or {})  # passed through explicitly: sent as given
     content = _dumps(wire)
-    headers = _call_headers(needs_one_hour_ttl_beta(body, content), betas, extra_headers)
+    headers = call_headers(needs_one_hour_ttl_beta(body, content), betas, extra_headers)
     return RequestSpec("POST", "/v1/messages/count_tokens", headers, content)
 
 
@@ -298,11 +299,14 @@ def count_tokens_request_for(spec: RequestSpec) -> RequestSpec:
     return RequestSpec("POST", "/v1/messages/count_tokens", dict(spec.headers), content)
 
 
-def _call_headers(
+def call_headers(
     one_hour: bool,
     betas: Iterable[str] | None,
     extra_headers: Mapping[str, str] | None,
 ) -> dict[str, str]:
+    """The per-call headers of a request: ``extra_headers`` (names lower-cased) and one
+    ``anthropic-beta`` header merging ``betas``, any beta given in ``extra_headers`` and,
+    when ``one_hour``, the 1-hour cache TTL beta."""
     headers: dict[str, str] = {}
     automatic = [ONE_HOUR_TTL_BETA] if one_hour else None
     user_betas: list[str] | None = None

@@ -35,10 +35,25 @@ WRITE = {"clust_write": True}
 """Execution options of a connection whose transaction will write."""
 
 
-def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) -> Engine:
-    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql+psycopg://...``)."""
+def make_engine(
+    url: str,
+    *,
+    busy_timeout: float = 30.0,
+    connections: int | None = None,
+    **engine_options: Any,
+) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql+psycopg://...``).
+
+    ``connections`` sizes the pool: it keeps up to that many connections open (one per
+    worker thread of a store, so threads never queue for a connection), plus
+    SQLAlchemy's 10 overflow ones for other callers; ``None`` keeps SQLAlchemy's 5.
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    sqlite = parsed.get_backend_name() == "sqlite"
+    in_memory = sqlite and parsed.database in (None, "", ":memory:")
+    if connections is not None and "poolclass" not in engine_options and not in_memory:
+        engine_options.setdefault("pool_size", connections)  # QueuePool, on both backends
+    if not sqlite:
         engine_options.setdefault("pool_pre_ping", False)
         return create_engine(parsed, **engine_options)
     connect_args = engine_options.pop("connect_args", {})
@@ -53,7 +68,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_options: Any) 
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
-            if parsed.database not in (None, "", ":memory:"):
+            if not in_memory:
                 _use_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")

@@ -13,9 +13,11 @@ test runs autogenerate against both databases and expects no difference).
   the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
   reorders keys, and history is spliced into the next request byte for byte);
   ``cache_ttls`` lists the TTLs of the cache markers it holds.
-- ``clust_usage``: one row per billed request: every token count (cache writes split
-  5m/1h), request id, stop reason, service tier, latency and times; ``outcome`` says
-  whether its reply was stored or the stream broke off after billing began.
+- ``clust_usage``: the ledger, one row per request attempt, written (outcome
+  ``unknown``) before the request leaves and completed with every token count (cache
+  writes split 5m/1h), request id, stop reason, service tier, latency and times;
+  ``outcome`` says whether its reply was stored, the stream broke off after billing
+  began, or the request failed unbilled; one left ``unknown`` may have been billed.
 - ``clust_summaries``: summaries of older turns made by a context-window strategy;
   a summary stands in for the turns before ``through_position`` when a request is
   assembled (the turns themselves stay).
@@ -154,7 +156,7 @@ class MessageRow(Base):
 
 
 class UsageRow(Base):
-    """What one request cost: the reply it produced and every token count.
+    """What one request attempt cost: the reply it produced and every token count.
 
     Rows outlive their conversation (deleting it sets the reference to null), so
     spending stays on record.
@@ -181,7 +183,10 @@ class UsageRow(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     # "reply": the reply was stored at message_position. "interrupted": billed but no
-    # turn stored (a stream cut after message_start); message_position is null.
+    # turn stored (a stream cut after message_start, a reply refused at finish);
+    # message_position is null. "summary": a context-window summary request. "failed":
+    # no message came back (nothing billed). "unknown": the intent row written before
+    # the request left, not completed yet (in flight, or its process died: maybe billed).
     outcome: Mapped[str] = mapped_column(String(16), server_default=text("'reply'"))
     # The reply's message id: the next turn's ``diagnostics.previous_message_id``.
     message_id: Mapped[str | None] = mapped_column(String(200))
@@ -189,6 +194,9 @@ class UsageRow(Base):
     # (``diagnostics.cache_miss_reason``): its type and the tokens it missed.
     cache_miss_reason: Mapped[str | None] = mapped_column(String(64))
     cache_missed_input_tokens: Mapped[int | None] = mapped_column(Integer)
+    # The lease holder that sent the attempt: an "unknown" row whose holder still
+    # holds its conversation's lease is in flight, not lost.
+    holder: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         ForeignKeyConstraint(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -202,5 +201,8 @@ def tool(
 
 def _caller_locals() -> dict[str, Any]:
     """The locals of the scope applying the decorator (for local types in annotations)."""
-    # 0 is this function, 1 is tool()/decorate(), 2 is the code using the decorator.
-    return dict(sys._getframe(2).f_locals)
+    # This function's frame, then tool()/decorate(), then the code using the decorator.
+    frame = inspect.currentframe()
+    for _ in range(2):
+        frame = frame.f_back if frame is not None else None
+    return dict(frame.f_locals) if frame is not None else {}

@@ -47,7 +47,7 @@ class UsageReportRow:
             ``date`` (by day), a UTC ``datetime`` at the hour (by hour), or the JSON
             value of a metadata key (``None`` when absent, null, or the conversation
             was deleted).
-        requests: how many requests (usage rows).
+        requests: how many billed requests (usage rows of a billed outcome).
         input_tokens: uncached input tokens.
         output_tokens: output tokens.
         cache_write_5m_tokens, cache_write_1h_tokens: input tokens written to the
@@ -61,6 +61,10 @@ class UsageReportRow:
             input, minus ``cost``; negative when writes outweighed reads); ``None``
             when ``cost`` is.
         unpriced_models: the models of this group that had no price.
+        unknown_attempts: requests whose outcome was never recorded (their process
+            died after sending them): they **may have been billed**, and are not in
+            the token counts nor the cost.
+        in_flight_attempts: requests being sent right now (not finished, not lost).
     """
 
     key: Any
@@ -74,6 +78,8 @@ class UsageReportRow:
     cost: Decimal | None
     cache_savings: Decimal | None
     unpriced_models: tuple[str, ...] = ()
+    unknown_attempts: int = 0
+    in_flight_attempts: int = 0
 
     @property
     def total_input_tokens(self) -> int:
@@ -92,6 +98,8 @@ class _Group:
     def __init__(self, key: Any) -> None:
         self.key = key
         self.requests = 0
+        self.unknown = 0
+        self.in_flight = 0
         self.sums = dict.fromkeys(SUMMED, 0)
         self.cost: Decimal | None = Decimal(0)
         self.savings: Decimal | None = Decimal(0)
@@ -99,6 +107,8 @@ class _Group:
 
     def add(self, row: Row[Any], price: Price | None) -> None:
         self.requests += int(row.requests)
+        self.unknown += int(row.unknown_attempts)
+        self.in_flight += int(row.in_flight_attempts)
         for name in SUMMED:
             self.sums[name] += int(row._mapping[name])
         if price is None:
@@ -130,6 +140,8 @@ class _Group:
             cost=self.cost,
             cache_savings=self.savings,
             unpriced_models=tuple(sorted(self.unpriced)),
+            unknown_attempts=self.unknown,
+            in_flight_attempts=self.in_flight,
         )
 
 
@@ -211,6 +223,10 @@ def usage_report(
     Cost and cache savings use, for each request, the price in force for its model
     when it started (see :meth:`PriceTable.price_for`), halved for Batch API requests
     (``service_tier`` "batch").
+
+    Every request is in the ledger before it is sent, so a request whose process died
+    before its outcome was known is not missing: it is counted in
+    ``unknown_attempts`` (maybe billed, tokens unknown), apart from ``requests``.
     """
     table = prices if prices is not None else PriceTable.default()
     if not isinstance(table, PriceTable):

@@ -28,8 +28,10 @@ from sqlalchemy import (
     Date,
     Select,
     Text,
+    and_,
     case,
     cast,
+    exists,
     func,
     literal,
     literal_column,
@@ -39,6 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from clust.messages.errors import InvalidParameter
 from clust.store.repository import conversations, metadata_matches, usage
+from clust.store.usage_rows import BILLED_OUTCOMES
 
 __all__ = ["GROUPINGS", "METADATA_PREFIX", "Filters", "parse_grouping", "report_statement"]
 
@@ -170,13 +173,37 @@ def _period(boundaries: Sequence[date]) -> ColumnElement[Any]:
     )
 
 
+def _attempt_counts(connection: Connection) -> list[ColumnElement[Any]]:
+    """Per row, 1 or 0: ``billed`` (a billed outcome), ``unknown`` (an attempt whose
+    outcome was never recorded: maybe billed) and ``in_flight`` (unknown, but its
+    sender still holds the conversation's lease: a request being sent now). The lease
+    is looked up (by primary key) for unknown rows only."""
+    leased = conversations.alias("leased")
+    now = func.now() if connection.dialect.name == "postgresql" else datetime.now(timezone.utc)
+    live = exists().where(
+        leased.c.id == usage.c.conversation_id,
+        leased.c.lease_holder == usage.c.holder,
+        leased.c.lease_expires_at > now,
+    )
+    unknown = usage.c.outcome == "unknown"
+    one: ColumnElement[Any] = literal_column("1")
+    zero: ColumnElement[Any] = literal_column("0")
+    return [
+        case((usage.c.outcome.in_(BILLED_OUTCOMES), one), else_=zero).label("billed"),
+        case((and_(unknown, live), zero), (unknown, one), else_=zero).label("unknown"),
+        case((and_(unknown, live), one), else_=zero).label("in_flight"),
+    ]
+
+
 def report_statement(
     connection: Connection, *, by: str | None, filters: Filters, boundaries: Sequence[date]
 ) -> Select[Any]:
     """Sums per (key, model, service tier, price period).
 
     Result columns: ``key`` (when ``by`` is given), ``model``, ``service_tier``,
-    ``period``, ``requests`` and the :data:`SUMMED` columns.
+    ``period``, ``requests`` (billed requests), ``unknown_attempts`` (attempts of
+    unknown outcome: maybe billed), ``in_flight_attempts`` and the :data:`SUMMED`
+    columns.
     """
     by = parse_grouping(by)
     joined = (by is not None and by.startswith(METADATA_PREFIX)) or bool(filters.metadata)
@@ -190,6 +217,7 @@ def report_statement(
         usage.c.service_tier,
         _period(boundaries).label("period"),
         *(usage.c[name] for name in SUMMED),
+        *_attempt_counts(connection),
     ]
     if by is not None and by != "model":
         picked.append(_key(connection, by).label("key"))
@@ -201,6 +229,8 @@ def report_statement(
         groups.insert(0, rows.c.key)
     return select(
         *groups,
-        func.count().label("requests"),
+        func.coalesce(func.sum(rows.c.billed), 0).label("requests"),
+        func.coalesce(func.sum(rows.c.unknown), 0).label("unknown_attempts"),
+        func.coalesce(func.sum(rows.c.in_flight), 0).label("in_flight_attempts"),
         *(func.coalesce(func.sum(rows.c[name]), 0).label(name) for name in SUMMED),
     ).group_by(*groups)

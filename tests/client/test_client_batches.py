@@ -415,7 +415,7 @@ def test_too_many_requests_fail_before_the_network(client: Client, fake: FakeCla
         client.create_message_batch(many)
     wire = GOOD.to_json()
     with pytest.raises(InvalidParameter, match="100,000"):
-        client._create_batch_from_wire([(f"r{i}", wire) for i in range(100_001)])
+        client.create_message_batch_from_wire([(f"r{i}", wire) for i in range(100_001)])
     assert fake.requests == []
 
 
@@ -424,7 +424,7 @@ def test_body_over_256_mb_fails_before_the_network(client: Client, fake: FakeCla
         b"x" * (20 * 1024 * 1024)
     )
     with pytest.raises(InvalidParameter, match="256 MB"):
-        client._create_batch_from_wire([(f"r{i}", big) for i in range(13)])
+        client.create_message_batch_from_wire([(f"r{i}", big) for i in range(13)])
     assert fake.requests == []
 
 
@@ -459,7 +459,7 @@ def test_create_from_wire_splices_the_bytes(client: Client, fake: FakeClaude) ->
         max_tokens=50,
         messages=[Message.user([TextContentBlock(text="b", cache_control=ONE_HOUR)])],
     ).to_json()
-    batch = client._create_batch_from_wire([("w-1", first), ("w-2", second)])
+    batch = client.create_message_batch_from_wire([("w-1", first), ("w-2", second)])
     assert batch.request_counts.processing == 2
     sent = fake.last_request
     assert sent.raw == (
@@ -467,26 +467,26 @@ def test_create_from_wire_splices_the_bytes(client: Client, fake: FakeClaude) ->
         b'{"custom_id":"w-2","params":' + second + b"}]}"
     )
     assert sent.headers["anthropic-beta"] == "extended-cache-ttl-2025-04-11"
-    client._create_batch_from_wire([("w-1", first)], betas=["b1"])
+    client.create_message_batch_from_wire([("w-1", first)], betas=["b1"])
     assert fake.last_request.headers["anthropic-beta"] == "b1"
     results = {r.custom_id: r for r in client.message_batch_results(batch.id)}
     assert results["w-1"].message is not None and results["w-1"].message.text() == "Echo: a"
     with pytest.raises(InvalidParameter) as caught:
-        client._create_batch_from_wire([("w-1", first), ("w-1", first)])
+        client.create_message_batch_from_wire([("w-1", first), ("w-1", first)])
     assert caught.value.field == "requests[1].custom_id"
     with pytest.raises(InvalidParameter) as caught:
-        client._create_batch_from_wire([("", first)])
+        client.create_message_batch_from_wire([("", first)])
     assert caught.value.field == "requests[0].custom_id"
     with pytest.raises(InvalidParameter) as caught:
-        client._create_batch_from_wire([("w1", b"[1, 2]")])
+        client.create_message_batch_from_wire([("w1", b"[1, 2]")])
     assert caught.value.field == "requests[0].params"
     with pytest.raises(InvalidParameter):
-        client._create_batch_from_wire([])
+        client.create_message_batch_from_wire([])
 
 
 @pytest.mark.anyio
 async def test_async_create_from_wire(aclient: AsyncClient, fake: FakeClaude) -> None:
-    batch = await aclient._create_batch_from_wire([("a-1", GOOD.to_json())], betas=["x"])
+    batch = await aclient.create_message_batch_from_wire([("a-1", GOOD.to_json())], betas=["x"])
     assert fake.last_request.headers["anthropic-beta"] == "x"
     assert json.loads(fake.last_request.raw)["requests"][0]["params"] == GOOD_WIRE
     async with aclient.message_batch_results(batch.id) as results:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -79,3 +80,21 @@ async def aclient(fake: FakeClaude) -> AsyncIterator[AsyncClient]:
         api_key="test-key", base_url=fake.base_url, retry_policy=FAST_RETRIES
     ) as c:
         yield c
+
+
+@pytest.fixture
+def lease_child() -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """Start ``procs/lease_worker.py`` children (see ``lease_support.Child``); any still
+    running at the end of the test is killed."""
+    from store.lease_support import Child
+
+    started: list[Child] = []
+
+    def start(config: dict[str, Any]) -> Child:
+        child = Child(config)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.close()

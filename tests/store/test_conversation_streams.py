@@ -406,4 +406,11 @@ def test_a_stream_refused_before_message_start_records_nothing(
     fake.enqueue(Reply.error(400, "invalid_request_error", "bad"))
     with pytest.raises(MessagesError), conv.stream(client, "forecast?") as stream:
         stream.get_final_message()
-    assert usage_rows(store, conv.id) == []
+    # The ledger keeps the attempt, recorded as not billed: nothing counted.
+    [attempt] = usage_rows(store, conv.id)
+    assert (attempt["outcome"], attempt["input_tokens"], attempt["output_tokens"]) == (
+        "failed",
+        0,
+        0,
+    )
+    assert conv.usage().requests == 0

@@ -270,6 +270,17 @@ def usage_positions(store: Store, conversation_id: str) -> list[int | None]:
         )
 
 
+def attempts(store: Store, conversation_id: str) -> list[tuple[int | None, str]]:
+    """The ledger's rows of a conversation, in the order written: (position, outcome)."""
+    with store.engine.connect() as connection:
+        found = connection.execute(
+            select(UsageRow.message_position, UsageRow.outcome)
+            .where(UsageRow.conversation_id == conversation_id)
+            .order_by(UsageRow.id)
+        ).all()
+    return [(row[0], row[1]) for row in found]
+
+
 def lease_expiry(store: Store, conversation_id: str) -> datetime | None:
     """When the conversation's lease runs out (UTC), or ``None`` when nobody holds it."""
     with store.engine.connect() as connection:
@@ -622,8 +633,11 @@ def test_sender_killed_mid_request_leaves_a_pending_turn_that_retry_completes(
     (first_request,) = message_requests(fake)
     (sent_turn,) = message_spans(first_request)
     assert stored_messages(store, conv.id) == [(0, "user", sent_turn.decode("utf-8"))]
-    assert usage_positions(store, conv.id) == []
+    # The request's intent row stays: of unknown outcome (in flight while the dead
+    # sender's lease runs), maybe billed.
+    assert attempts(store, conv.id) == [(None, "unknown")]
     assert conv.usage().requests == 0
+    assert conv.usage().unknown_attempts + conv.usage().in_flight_attempts == 1
     assert conv.pending
     assert conv.history == [Message.user(content)]
     expiry = lease_expiry(store, conv.id)
@@ -652,7 +666,8 @@ def test_sender_killed_mid_request_leaves_a_pending_turn_that_retry_completes(
     stored = stored_messages(store, conv.id)
     assert [(p, r) for p, r, _ in stored] == [(0, "user"), (1, "assistant")]
     assert text_of(stored[1][2]) == echo_of(content)
-    assert usage_positions(store, conv.id) == [1]
+    assert attempts(store, conv.id) == [(None, "unknown"), (1, "reply")]
+    assert (conv.usage().requests, conv.usage().unknown_attempts) == (1, 1)
     assert lease_expiry(store, conv.id) is None
     assert not conv.pending
 
@@ -682,7 +697,7 @@ def test_http_error_in_another_process_leaves_a_pending_turn_that_retry_complete
     stored = stored_messages(store, conv.id)
     assert [(p, r) for p, r, _ in stored] == [(0, "user"), (1, "assistant"), (2, "user")]
     assert text_of(stored[2][2]) == content
-    assert usage_positions(store, conv.id) == [1]
+    assert attempts(store, conv.id) == [(1, "reply"), (None, "failed")]  # not billed
     assert lease_expiry(store, conv.id) is None  # the failed sender gave the lease back
 
     # This object still holds two turns: a new turn finds the pending one and refuses.
@@ -698,5 +713,5 @@ def test_http_error_in_another_process_leaves_a_pending_turn_that_retry_complete
     stored = stored_messages(store, conv.id)
     assert [p for p, _, _ in stored] == [0, 1, 2, 3]
     assert text_of(stored[3][2]) == echo_of(content)
-    assert usage_positions(store, conv.id) == [1, 3]
+    assert attempts(store, conv.id) == [(1, "reply"), (None, "failed"), (3, "reply")]
     assert conv.usage().requests == 2

@@ -25,7 +25,8 @@ from clust.store import repository as rows
 
 CONVERSATIONS = 2_000
 TURNS = 10
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+# Now, not a fixed date: on PostgreSQL a lease's expiry is compared with the server's clock.
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
 IDS = [str(uuid.UUID(int=i + 1)) for i in range(CONVERSATIONS)]
 TARGET = IDS[CONVERSATIONS // 2 + 1]  # its lease is held (odd index): acquire_lease is refused
 PK = "<primary key>"

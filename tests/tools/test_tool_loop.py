@@ -32,6 +32,7 @@ from clust import Client, Store
 from clust.conversation.loop import Step
 from clust.messages import (
     ApiError,
+    ConversationBusy,
     InvalidParameter,
     ServerToolDefinition,
     StoreError,
@@ -39,6 +40,7 @@ from clust.messages import (
     ToolInputError,
     ToolResultContentBlock,
     ToolUseContentBlock,
+    UnansweredToolCalls,
 )
 from clust.testing import FakeClaude, Reply
 from clust.tools import tool
@@ -917,9 +919,10 @@ def test_a_timed_out_sync_tool_does_not_hold_up_the_process_exit(tmp_path: Path)
 def test_results_of_a_tool_run_answered_meanwhile_are_not_stored(
     store: Store, fake: FakeClaude, client: Client
 ) -> None:
-    """Process A is inside a slow tool; process B resumes the loop, answers the call
-    as interrupted and gets the final reply. A's late results must not land after that
-    reply (the API would refuse the turn, and it would stay pending)."""
+    """Process A is inside a slow tool: it holds the conversation's lease, so process
+    B is refused until an operator breaks that lease. B then resumes the loop, answers
+    the call as interrupted and gets the final reply. A's late results must not land
+    after that reply (the API would refuse the turn, and it would stay pending)."""
     started = threading.Event()
 
     @tool
@@ -946,12 +949,16 @@ def test_results_of_a_tool_run_answered_meanwhile_are_not_stored(
     a.start()
     assert started.wait(5)
     other = store.get_conversation(conv.id)  # process B, while A's tool runs
+    with pytest.raises(ConversationBusy):
+        other.run(client, None, tools=[slow_charge])
+    with pytest.raises(UnansweredToolCalls):  # and never a 400 from the API
+        other.send(client, "anything else?")
+    assert store.break_lease(conv.id)  # the operator takes A for dead
     result = other.run(client, None, tools=[slow_charge])
     assert result.text == "The charge was interrupted; I will not retry it."
     a.join()
 
     assert len(failures) == 1 and isinstance(failures[0], StoreError)
-    assert "another process answered it" in str(failures[0])
     assert len(fake.requests) == 2  # A's results were never sent
     stored = store.get_conversation(conv.id)
     assert [m.role.value for m in stored.history] == ["user", "assistant", "user", "assistant"]
