@@ -14,6 +14,7 @@ BENCHMARKS = [
     "benchmarks.bench_usage",
     "benchmarks.bench_batches",
     "benchmarks.bench_cache",
+    "benchmarks.bench_concurrency",
 ]
 
 

@@ -13,6 +13,7 @@ import httpx
 
 from clust.client._base import POOL_LIMITS, BaseClient
 from clust.client._io import AsyncIo
+from clust.client._shards import ShardedAsyncTransport
 from clust.client._twins import Awaiting
 from clust.client.batches_api import BatchesApi
 from clust.client.messages_api import MessagesApi
@@ -27,7 +28,8 @@ class AsyncClient(MessagesApi, ModelsApi, BatchesApi, BaseClient[httpx.AsyncClie
     >>> client = AsyncClient.from_env()                      # doctest: +SKIP
     >>> response = await client.create_a_message(body)        # doctest: +SKIP
 
-    Connections are pooled and kept alive; use the client as an async context
+    Connections are pooled and kept alive (in several small pools, so that hundreds of
+    requests in flight keep the event loop responsive); use the client as an async context
     manager, or call :meth:`close`, to release them. A client given an existing
     ``http_client`` leaves closing it to its owner.
 
@@ -38,7 +40,14 @@ class AsyncClient(MessagesApi, ModelsApi, BatchesApi, BaseClient[httpx.AsyncClie
     """
 
     def _new_http(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=POOL_LIMITS)
+        # Several small pools (see clust.client._shards); limits= still applies to the
+        # pools of any proxy httpx mounts from the environment.
+        return httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            limits=POOL_LIMITS,
+            transport=ShardedAsyncTransport(POOL_LIMITS),
+        )
 
     def _new_io(self, http: Callable[[], httpx.AsyncClient]) -> AsyncIo:
         return AsyncIo(http)

@@ -350,6 +350,8 @@ def submit(
         yield Db(partial(_renew_claim, engine, prepared.batch_id, lease))
         betas = list(dict.fromkeys(prepared.betas)) or None
         remote = yield CreateBatch(prepared.requests, betas, options)
+    except GeneratorExit:
+        raise  # closed with its driver gone: no effect can run now (see engine.exchange)
     except BaseException as error:
         yield Db(partial(_take_back, engine, prepared.batch_id, begun, error))
         raise

@@ -265,7 +265,11 @@ def begin(state: ConversationState, request: TurnRequest) -> Plan[Turn]:
         UnansweredToolCalls: the new turn leaves the last reply's tool calls unanswered.
         ConversationBusy / PendingTurn / NothingToRetry: see :func:`begin_turn`.
     """
-    _check_answers(state, request.wire)  # on what is known: usually all of it
+    if request.wire is not None and unanswered_tool_calls(state.history, request.wire):
+        # Refused on what is known, which may be behind (another object may have
+        # answered the calls since): look again before refusing.
+        yield Db(state.refresh)
+        _check_answers(state, request.wire)
     deadline = time.monotonic() + request.wait
     while True:
         try:
@@ -349,6 +353,11 @@ def exchange(state: ConversationState, request: TurnRequest) -> Plan[Exchanged]:
             response: MessagesResponseBody = yield opening
         else:
             response = yield Create(spec, request.options)
+    except GeneratorExit:
+        # The plan is closed with its driver gone (garbage collected, never finalized):
+        # no effect can run now. Nothing refers to the turn any more, so the keeper
+        # stops renewing its lease, which runs out within lease_seconds.
+        raise
     except ContextWindowExceeded:
         yield Db(partial(_refuse, state, turn, new_turn=request.wire is not None))
         raise

@@ -181,13 +181,16 @@ class ToolLoop:
                     held=held,
                     keep_for_tools=True,
                 )
-                held = None  # taken over by this request's turn
+                # A failure before the turn took the held lease over leaves it ours:
+                # the handler below gives it back (a no-op once the turn released it).
                 exchanged: Exchanged = yield from exchange(self.state, turn_request)
                 response, held = exchanged.response, exchanged.held
                 requests += 1
                 upcoming = self._after_reply(response)
                 if (upcoming is None or upcoming.resume) and self.on_step is not None:
                     yield Hook(self.on_step, self.steps[-1])
+        except GeneratorExit:
+            raise  # closed with its driver gone: no effect can run now (see engine.exchange)
         except BaseException:
             if held is not None:
                 yield Db(partial(release_turn, self.state.engine, held))

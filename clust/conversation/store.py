@@ -113,10 +113,10 @@ class Store:
         threads: how many awaitable calls of this store (and its conversations) run
             at once in each event loop, each in a worker thread of its own; the others
             wait their turn. The connection pool keeps as many connections (plus 10
-            for sync callers), so a thread never waits for one. Default 64
-            (:data:`~clust.conversation.offload.DEFAULT_THREADS`): it fits PostgreSQL's
-            default ``max_connections`` of 100. anyio's own limit of 40 threads for
-            the process does not apply. With ``engine=``, size its pool yourself.
+            for sync callers), so a thread never waits for one. Default 16
+            (:data:`~clust.conversation.offload.DEFAULT_THREADS`): a database step is
+            short, and more threads than cores contend with the event loop. anyio's
+            own limit of 40 threads for the process does not apply. With ``engine=``, size its pool yourself.
     """
 
     def __init__(

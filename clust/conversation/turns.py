@@ -104,6 +104,7 @@ class Turn:
         lost: set (by the keeper) once the lease was found taken or the conversation
             deleted: the reply will be refused.
         lost_reason: ``"taken"`` or ``"deleted"`` when ``lost``.
+        model: the model the attempt row was written with, when known.
     """
 
     conversation_id: str
@@ -114,6 +115,7 @@ class Turn:
     lease: timedelta = DEFAULT_LEASE
     lost: bool = False
     lost_reason: str | None = None
+    model: str | None = None
 
 
 def sync_history(connection: Connection, conversation_id: str, history: History) -> None:
@@ -194,12 +196,11 @@ def begin_turn(
     count = 0 if user_wire is None else 1
     with transaction(engine) as connection:
         now = utcnow()
-        busy: list[rows.Held] = []
-        held_until, position = rows.claim_and_take(
-            connection, conversation_id, holder, now, now + lease, count, busy=busy
-        )
-        if held_until is not None:
-            raise ConversationBusy(conversation_id, expires_at=held_until, holder=busy[0].holder)
+        taken = rows.take_turn(connection, conversation_id, holder, now, lease, count)
+        if taken.busy is not None:
+            held = taken.busy
+            raise ConversationBusy(conversation_id, expires_at=held.expires_at, holder=held.holder)
+        position = taken.position
         # A pending turn held in memory may since have been discarded (and replaced)
         # by another object: check it before resending it or refusing a new turn.
         if position != len(history) or history.last_role == "user":
@@ -228,6 +229,7 @@ def begin_turn(
                 )
             rows.insert_messages(connection, conversation_id, position, [("user", user_wire)], now)
         attempt_id = None
+        model = model or taken.model
         if attempt:
             attempt_id = rows.insert_attempt(
                 connection,
@@ -240,7 +242,7 @@ def begin_turn(
             _learn_reply_id(connection, conversation_id, history)
     if user_wire is not None:
         history.append("user", user_wire)
-    turn = Turn(conversation_id, holder, len(history), now, attempt_id, lease)
+    turn = Turn(conversation_id, holder, len(history), now, attempt_id, lease, model=model)
     KEEPER.hold(engine, turn)
     return turn
 
@@ -364,6 +366,7 @@ def finish_turn(
             now=now,
             attempt_id=turn.attempt_id,
             keep_lease=turn.lease if keep_lease else None,
+            attempt_model=turn.model,
         )
         _record_discarded(connection, turn, discarded, now)
         if not stored:

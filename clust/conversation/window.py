@@ -491,6 +491,8 @@ def _summarize(
     started = time.monotonic()
     try:
         response: MessagesResponseBody = yield Create(summary_request, options)
+    except GeneratorExit:
+        raise  # closed with its driver gone: no effect can run now (see engine.exchange)
     except BaseException as failure:
         latency_ms = round((time.monotonic() - started) * 1000)
         outcome = "failed" if isinstance(failure, ApiError) else "unknown"

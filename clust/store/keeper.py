@@ -39,6 +39,10 @@ __all__ = ["KEEPER", "Holding", "LeaseKeeper"]
 
 _log = logging.getLogger(__name__)
 _RETRY = 1.0  # seconds before a renewal that failed (database unreachable) is tried again
+# With nothing to renew, the thread still wakes on its last schedule a few times before
+# it waits for a notification: a send that begins meanwhile then wakes nobody (a thread
+# switch per turn would cost more than the turn's database work on SQLite).
+_IDLE_WAKES = 6
 
 
 class Holding(Protocol):
@@ -66,7 +70,9 @@ class LeaseKeeper:
         self._lock = threading.Condition(threading.Lock())
         self._held: dict[tuple[Engine, str, str], _Entry] = {}
         self._thread: threading.Thread | None = None
-        self._wake_at = float("inf")
+        self._wake_at = float("inf")  # when the thread wakes next (inf: when notified)
+        self._interval = 10.0  # the shortest renewal interval of the leases held lately
+        self._idle = 0  # wakes with nothing held, since something was
         self.renewals = 0
         """Renewal statements run so far (SQLite: one per lease)."""
 
@@ -101,13 +107,11 @@ class LeaseKeeper:
             with self._lock:
                 due = self._due()
                 while not due:
-                    self._lock.wait(None if self._wake_at == float("inf") else self._pause())
+                    pause = self._wake_at - time.monotonic()
+                    self._lock.wait(None if pause == float("inf") else max(0.0, pause))
                     due = self._due()
             for engine, entries in due.items():
                 self._renew(engine, entries)
-
-    def _pause(self) -> float:
-        return max(0.0, self._wake_at - time.monotonic())
 
     def _due(self) -> dict[Engine, list[tuple[tuple[Engine, str, str], _Entry]]]:
         """The entries to renew now, by engine: every entry of an engine that has one
@@ -127,6 +131,12 @@ class LeaseKeeper:
                 due.setdefault(entry.engine, []).append((key, entry))
             else:
                 wake = min(wake, entry.due)
+        if self._held:
+            self._idle = 0
+            self._interval = min(e.lease.total_seconds() / 3 for e in self._held.values())
+        elif self._idle < _IDLE_WAKES:
+            self._idle += 1
+            wake = now + self._interval
         self._wake_at = wake
         return due
 

@@ -44,6 +44,7 @@ from clust.store.usage_rows import (
 
 __all__ = [
     "Held",
+    "Taken",
     "acquire_lease",
     "begin_user_turn_pg",
     "break_lease",
@@ -54,15 +55,26 @@ __all__ = [
     "renew_lease",
     "renew_leases",
     "store_reply",
+    "take_turn",
 ]
 
 _HOST = socket.gethostname()[:32]
+_prefix = f"{_HOST}:{os.getpid()}:"
+
+
+def _forked() -> None:
+    global _prefix
+    _prefix = f"{_HOST}:{os.getpid()}:"
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def new_holder() -> str:
     """A new lease holder id, ``host:pid:random``: unique per turn, and it tells an
     operator which process holds a conversation."""
-    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(8)}"
+    return _prefix + secrets.token_hex(8)
 
 
 class Held(NamedTuple):
@@ -263,7 +275,7 @@ def break_lease(connection: Connection, conversation_id: str, now: datetime) -> 
 # lets a turn's first write commit without waiting for its WAL flush (see claim_and_take).
 _CLAIM_AND_TAKE_SQL = """UPDATE clust_conversations SET lease_holder = :holder,
     lease_expires_at = {expiry}, next_position = next_position + :count, updated_at = :now
-    WHERE id = :id AND {free} RETURNING next_position"""
+    WHERE id = :id AND {free} RETURNING next_position, model"""
 _CLAIM_AND_TAKE = (
     _both(_CLAIM_AND_TAKE_SQL)[0],
     Sql(
@@ -273,6 +285,42 @@ _CLAIM_AND_TAKE = (
 )
 
 
+class Taken(NamedTuple):
+    """What :func:`take_turn` found: the first position reserved and the conversation's
+    model, or (``position`` -1) who holds the conversation."""
+
+    position: int
+    model: str | None
+    busy: Held | None
+
+
+def take_turn(
+    connection: Connection,
+    conversation_id: str,
+    holder: str,
+    now: datetime,
+    lease: timedelta,
+    count: int,
+) -> Taken:
+    """Start a turn's transaction: take the lease for ``lease`` (by the server's clock
+    on PostgreSQL) and reserve ``count`` positions, in one statement.
+
+    On PostgreSQL the statement also lets this transaction commit without waiting for
+    its WAL flush: the reply's commit, which waits, flushes it too, and if a server
+    crash undid it, the reply finds its lease gone and is not stored either. (SQLite in
+    WAL mode with synchronous=NORMAL commits without an fsync anyway.)
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
+    params = _lease_params(connection, now, now + lease)
+    params.update(id=conversation_id, holder=holder, count=count)
+    row = _CLAIM_AND_TAKE[_postgres(connection)].one(connection, params)
+    if row is None:
+        return Taken(-1, None, _busy(connection, conversation_id, now + lease))
+    return Taken(int(row[0]) - count, row[1], None)
+
+
 def claim_and_take(
     connection: Connection,
     conversation_id: str,
@@ -280,32 +328,18 @@ def claim_and_take(
     now: datetime,
     expires_at: datetime,
     count: int,
-    *,
-    busy: list[Held] | None = None,
 ) -> tuple[datetime | None, int]:
-    """Start a turn's transaction: take the lease (until ``expires_at``; on PostgreSQL
-    for ``expires_at - now`` by the server's clock) and reserve ``count`` positions, in
-    one statement.
-
-    Returns ``(None, first_position)`` on success, ``(holder_expiry, -1)`` when the
-    conversation is busy (with ``busy``, the holder is appended there). On PostgreSQL
-    the statement also lets this transaction commit without waiting for its WAL
-    flush: the reply's commit, which waits, flushes it too, and if a server crash undid
-    it, the reply finds its lease gone and is not stored either. (SQLite in WAL mode
-    with synchronous=NORMAL commits without an fsync anyway.)
+    """:func:`take_turn` until ``expires_at`` (on PostgreSQL: for ``expires_at - now``
+    by the server's clock). Returns ``(None, first_position)`` on success,
+    ``(holder_expiry, -1)`` when the conversation is busy.
 
     Raises:
         ConversationNotFound: there is no such conversation.
     """
-    params = _lease_params(connection, now, expires_at)
-    params.update(id=conversation_id, holder=holder, count=count)
-    row = _CLAIM_AND_TAKE[_postgres(connection)].one(connection, params)
-    if row is None:
-        held = _busy(connection, conversation_id, expires_at)
-        if busy is not None:
-            busy.append(held)
-        return held.expires_at, -1
-    return None, int(row[0]) - count
+    taken = take_turn(connection, conversation_id, holder, now, expires_at - now, count)
+    if taken.busy is not None:
+        return taken.busy.expires_at, -1
+    return None, taken.position
 
 
 _BEGIN_TURN_PG = Sql(
@@ -428,6 +462,7 @@ def store_reply(
     now: datetime,
     attempt_id: int | None = None,
     keep_lease: timedelta | None = None,
+    attempt_model: str | None = None,
 ) -> bool:
     """Release ``holder``'s lease, store the assistant turn at ``expected_position``
     and its usage: attempt ``attempt_id`` completed as ``reply`` (without an attempt, a
@@ -435,6 +470,8 @@ def store_reply(
     nothing is stored but the attempt, completed as ``interrupted`` (billed all the
     same; without an attempt nothing is written). With ``keep_lease`` the lease is
     kept (and extended by that much) for the next step of a tool loop.
+    ``attempt_model``: the model the attempt row holds, when known (SQLite then leaves
+    an unchanged model, and its index entry, alone).
 
     On PostgreSQL this is one statement (data-modifying CTEs), all or nothing even
     outside a transaction, so the caller may run it in autocommit: a turn's commit is
@@ -479,8 +516,12 @@ def store_reply(
         if stored:
             insert_usage(connection, usage_values)
         return stored
-    values = dict(usage_values)
-    values["message_position"] = expected_position if stored else None
-    values["outcome"] = "reply" if stored else "interrupted"
-    complete_attempt(connection, attempt_id, values)
+    complete_attempt(
+        connection,
+        attempt_id,
+        usage_values,
+        position=expected_position if stored else None,
+        outcome="reply" if stored else "interrupted",
+        attempt_model=attempt_model,
+    )
     return stored

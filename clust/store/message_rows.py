@@ -48,7 +48,7 @@ def insert_messages(
         }
         for offset, (role, wire) in enumerate(turns)
     ]
-    _INSERT_MESSAGE.run(connection, params).close()
+    _INSERT_MESSAGE.run(connection, params[0] if len(params) == 1 else params).close()
 
 
 _LOAD_TURNS = Sql(

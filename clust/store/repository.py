@@ -39,6 +39,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from clust.store.lease_rows import (
     Held,
+    Taken,
     acquire_lease,
     begin_user_turn_pg,
     break_lease,
@@ -49,6 +50,7 @@ from clust.store.lease_rows import (
     renew_lease,
     renew_leases,
     store_reply,
+    take_turn,
 )
 from clust.store.message_rows import (
     Turns,
@@ -75,6 +77,7 @@ from clust.store.usage_rows import (
 
 __all__ = [
     "Held",
+    "Taken",
     "Turns",
     "acquire_lease",
     "begin_user_turn_pg",
@@ -112,6 +115,7 @@ __all__ = [
     "start_tool_call",
     "stop_reason_at",
     "store_reply",
+    "take_turn",
     "usage",
     "usage_totals",
 ]

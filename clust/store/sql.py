@@ -108,14 +108,23 @@ def watched(connection: Connection) -> bool:
     return statements_watched(connection) if direct is None else not direct
 
 
+# The last SQLite conversion: a turn writes the same ``now`` in several statements.
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
 def db_time(connection: Connection, value: datetime) -> Any:
     """A UTC time as the column stores it (SQLite: SQLAlchemy's text format,
     ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    global _last_text
     if connection.dialect.name == "postgresql":
         return value
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    last = _last_text  # one read: another thread may replace it meanwhile
+    if last[0] is value:
+        return last[1]
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    converted = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_text = (value, converted)
+    return converted
 
 
 def read_time(value: Any) -> datetime:

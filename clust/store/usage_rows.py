@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import EllipsisType
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, case, func, select
@@ -168,9 +169,13 @@ COMPLETION_SET = ", ".join(f"{name} = :{name}" for name in COMPLETION_COLUMNS if
 """The SET list that completes an attempt from :data:`COMPLETION_COLUMNS` parameters
 (``outcome`` and ``message_position`` aside: the statement sets them)."""
 
-_COMPLETE = Sql(
-    f"""UPDATE clust_usage SET message_position = :message_position, outcome = :outcome,
-    {COMPLETION_SET} WHERE id = :attempt AND outcome = 'unknown'"""
+_COMPLETE_SQL = """UPDATE clust_usage SET message_position = :message_position,
+    outcome = :outcome, {columns} WHERE id = :attempt AND outcome = 'unknown'"""
+_COMPLETE = Sql(_COMPLETE_SQL.format(columns=COMPLETION_SET))
+# The same without ``model``, when it is the one the attempt row holds: SQLite rewrites
+# the index entries of every column a SET names, changed or not.
+_COMPLETE_SAME_MODEL = Sql(
+    _COMPLETE_SQL.format(columns=COMPLETION_SET.replace("model = :model, ", ""))
 )
 
 
@@ -181,14 +186,30 @@ def completion_params(connection: Connection, values: Mapping[str, Any]) -> dict
     return params
 
 
-def complete_attempt(connection: Connection, attempt_id: int, values: Mapping[str, Any]) -> bool:
+def complete_attempt(
+    connection: Connection,
+    attempt_id: int,
+    values: Mapping[str, Any],
+    *,
+    position: int | EllipsisType | None = ...,
+    outcome: str | None = None,
+    attempt_model: str | None = None,
+) -> bool:
     """Write the outcome and usage of attempt ``attempt_id`` (``values`` keyed by column
-    name, as :func:`clust.conversation.records.usage_values` gives them); whether it
-    was still ``unknown`` (a completed attempt is left as it is)."""
+    name, as :func:`clust.conversation.records.usage_values` gives them; ``position``
+    (``None``: no message position) and ``outcome``, when given, replace theirs);
+    whether it was still ``unknown`` (a completed attempt is left as it is).
+    ``attempt_model``: the model the row holds, when known (then an unchanged one is
+    not rewritten)."""
     params = completion_params(connection, values)
     params["attempt"] = attempt_id
-    params["message_position"] = values.get("message_position")
-    return _COMPLETE.count(connection, params) > 0
+    params["message_position"] = (
+        values.get("message_position") if isinstance(position, EllipsisType) else position
+    )
+    if outcome is not None:
+        params["outcome"] = outcome
+    same = attempt_model is not None and attempt_model == params["model"]
+    return (_COMPLETE_SAME_MODEL if same else _COMPLETE).count(connection, params) > 0
 
 
 _FAIL = Sql(

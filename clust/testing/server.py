@@ -35,7 +35,9 @@ _REASONS = {529: "Overloaded"}
 class _ThreadingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    # The listen backlog: hundreds of clients connecting at once (500 conversations on
+    # one event loop) overflow a short one, and each dropped SYN costs its client 1 s.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], app: App, default_chunk_size: int | None) -> None:
         self.app = app

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import func, select
+from store.lease_support import lease_of
 
 from clust import Conversation, Store
 from clust.store.schema import MessageRow, UsageRow
@@ -58,6 +59,26 @@ def texts(store: Store, conversation_id: str) -> list[str]:
 def is_pending(store: Store, conversation_id: str) -> bool:
     """``pending`` as a fresh object sees it."""
     return store.get_conversation(conversation_id).pending
+
+
+class Unchanged:
+    """What a refused call must leave as it was: the rows stored, the requests sent."""
+
+    def __init__(self, store: Store, fake: FakeClaude, conv: Conversation) -> None:
+        self.store, self.fake, self.conv = store, fake, conv
+        self.rows = stored_rows(store, conv.id)
+        self.requests = len(fake.requests)
+        self.pending = is_pending(store, conv.id)
+
+    def check(self) -> None:
+        assert stored_rows(self.store, self.conv.id) == self.rows
+        assert len(self.fake.requests) == self.requests
+        assert is_pending(self.store, self.conv.id) == self.pending
+        assert lease_of(self.store, self.conv.id) == (None, None)
+
+
+def last_user_turn_sent(fake: FakeClaude) -> Any:
+    return message_requests(fake)[-1]["messages"][-1]
 
 
 class Gate:

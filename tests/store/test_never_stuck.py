@@ -17,12 +17,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from store.lease_support import lease_of, poll
+from store.lease_support import database_now, lease_of, poll
 from store.never_stuck_support import (
     BAD_CONTENT,
     WAIT,
     Gate,
+    Unchanged,
     is_pending,
+    last_user_turn_sent,
     message_requests,
     new_conversation,
     stored_rows,
@@ -34,6 +36,7 @@ from store.never_stuck_support import (
 from clust import Client, Conversation, Store
 from clust.messages import (
     ApiError,
+    ContextWindowExceeded,
     ConversationBusy,
     ConversationDeleted,
     ConversationNotFound,
@@ -72,37 +75,20 @@ def in_flight(pool: ThreadPoolExecutor, fake: FakeClaude, call: Any, *args: Any)
     return future
 
 
-class Unchanged:
-    """What a refused call must leave as it was: the rows stored, the requests sent."""
-
-    def __init__(self, store: Store, fake: FakeClaude, conv: Conversation) -> None:
-        self.store, self.fake, self.conv = store, fake, conv
-        self.rows = stored_rows(store, conv.id)
-        self.requests = len(fake.requests)
-        self.pending = is_pending(store, conv.id)
-
-    def check(self) -> None:
-        assert stored_rows(self.store, self.conv.id) == self.rows
-        assert len(self.fake.requests) == self.requests
-        assert is_pending(self.store, self.conv.id) == self.pending
-        assert lease_of(self.store, self.conv.id) == (None, None)
-
-
 def asked_for_tools(store: Store, fake: FakeClaude, client: Client) -> Conversation:
     """A conversation whose last reply asks for two tool calls (a plain send: no run)."""
     fake.enqueue(
         Reply.tool_uses(
-            [("get_weather", {"city": "Bern"}, "toolu_a"), ("get_weather", {"city": "Oslo"}, "toolu_b")]
+            [
+                ("get_weather", {"city": "Bern"}, "toolu_a"),
+                ("get_weather", {"city": "Oslo"}, "toolu_b"),
+            ]
         )
     )
     conv = new_conversation(store)
     reply = conv.send(client, "Weather in Bern and Oslo?")
     assert reply.stop_reason == "tool_use"
     return conv
-
-
-def last_user_turn_sent(fake: FakeClaude) -> Any:
-    return message_requests(fake)[-1]["messages"][-1]
 
 
 # -- 1. a tool step holds the lease ----------------------------------------------------------
@@ -145,9 +131,14 @@ def test_a_send_while_a_tool_step_holds_the_lease_is_refused_then_works(
     assert result.text == "Done."
     # The tool step is over: the same objects send at once.
     assert fresh.send(client, "And now?").text() == "Echo: And now?"
-    loaded.refresh()
+    # One that read the reply asking for the tool is not held back by what it read.
     assert loaded.send(client, "And then?").text() == "Echo: And then?"
-    assert texts(store, conv.id)[-4:] == ["And now?", "Echo: And now?", "And then?", "Echo: And then?"]
+    assert texts(store, conv.id)[-4:] == [
+        "And now?",
+        "Echo: And now?",
+        "And then?",
+        "Echo: And then?",
+    ]
 
 
 def test_conversation_busy_names_the_holder_and_when_its_lease_runs_out(
@@ -161,21 +152,21 @@ def test_conversation_busy_names_the_holder_and_when_its_lease_runs_out(
     conv = new_conversation(store)
     fake.enqueue(Reply.echo().delayed(1.0))
     sending = in_flight(pool, fake, conv.send, other_client, "first")
-    holder, expiry = lease_of(store, conv.id)
-    with Store(db_url) as elsewhere:
+    holder, _ = lease_of(store, conv.id)
+    with Store(db_url) as elsewhere:  # another store: as another process would
         other = elsewhere.get_conversation(conv.id)
         with pytest.raises(ConversationBusy) as busy:
             other.send(client, "second")
-    assert busy.value.holder == holder and busy.value.holder is not None
-    assert busy.value.holder.startswith(HOLDER_PREFIX)
-    assert isinstance(busy.value.expires_at, datetime)
-    assert busy.value.holder in str(busy.value)
-    assert expiry is not None
-    assert sending.result(timeout=WAIT).text() == "Echo: first"
-    # Nothing of the refused send was stored or sent; the next one goes through.
-    assert texts(store, conv.id) == ["first", "Echo: first"]
-    assert len(message_requests(fake)) == 1
-    assert other.send(client, "second").text() == "Echo: second"
+        assert busy.value.holder == holder and busy.value.holder is not None
+        assert busy.value.holder.startswith(HOLDER_PREFIX)
+        assert busy.value.holder in str(busy.value)
+        expires_at = busy.value.expires_at
+        assert isinstance(expires_at, datetime) and expires_at > database_now(store)
+        assert sending.result(timeout=WAIT).text() == "Echo: first"
+        # Nothing of the refused send was stored or sent; the next one goes through.
+        assert texts(store, conv.id) == ["first", "Echo: first"]
+        assert len(message_requests(fake)) == 1
+        assert other.send(client, "second").text() == "Echo: second"
 
 
 # -- 2. a plain send after a reply that asked for tools ---------------------------------------
@@ -260,8 +251,10 @@ def test_way_out_abandon_tool_calls(
     assert all("not run" in r["content"] for r in results)
     assert rest == [{"type": "text", "text": "never mind"}]
     assert stored_rows(store, conv.id) == (4, 2)
-    # The conversation goes on, from any object.
-    assert sender.send(client, "next").text() == "Echo: next"
+    # The conversation goes on, from any object (conv may not know the calls were
+    # answered: it looks again before refusing).
+    assert conv.send(client, "next").text() == "Echo: next"
+    assert sender.send(client, "and next").text() == "Echo: and next"
     assert store.get_conversation(conv.id).send(client, "again").text() == "Echo: again"
     assert not is_pending(store, conv.id)
 
@@ -341,6 +334,21 @@ def test_bad_content_is_refused_by_run_before_anything(
     assert conv.run(client, "fine", tools=[weather_tool()]).text == "Echo: fine"
 
 
+def test_a_turn_too_big_for_the_window_leaves_no_row_not_even_a_ledger_intent(
+    store: Store, fake: FakeClaude, client: Client
+) -> None:
+    """Refused after the turn began (the count needs the history): the user turn and
+    the request's intent row are both taken back, so the ledger lists no attempt of
+    unknown outcome for a request that never left."""
+    conv = new_conversation(store)
+    with pytest.raises(ContextWindowExceeded, match="nothing was sent"):
+        conv.send(client, "word " * 1_200_000)
+    assert stored_rows(store, conv.id) == (0, 0)
+    assert message_requests(fake) == []
+    assert conv.usage().unknown_attempts == 0 and not conv.pending
+    assert conv.send(client, "short").text() == "Echo: short"
+
+
 # -- 5. leaving a stream early ------------------------------------------------------------------
 
 
@@ -350,6 +358,7 @@ def test_breaking_out_of_a_stream_releases_the_lease_at_once(
     conv = new_conversation(store)
     fake.enqueue(Reply.text("a long answer " * 20).slow(0.02))
     for event in conv.stream(client, "x"):  # no `with`: the loop's `break` must do
+        assert event.type == "message_start"
         break
     assert lease_of(store, conv.id) == (None, None)
     other = store.get_conversation(conv.id)
@@ -411,7 +420,6 @@ def test_a_lease_broken_mid_send_raises_lease_lost_and_the_conversation_goes_on(
     assert sorted(usage_outcomes(store, conv.id)) == ["interrupted", "reply"]
     assert conv.usage().requests == 2
     # The object that lost its lease carries on from the stored turns.
-    conv.refresh()
     assert conv.send(client, "second").text() == "Echo: second"
     assert texts(store, conv.id) == ["first", "Echo: first", "second", "Echo: second"]
 

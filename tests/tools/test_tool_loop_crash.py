@@ -585,10 +585,12 @@ def stored_messages(store: Store, conversation_id: str) -> list[tuple[int, str, 
 
 
 def usage_rows(store: Store, conversation_id: str) -> list[tuple[int | None, str | None]]:
+    """The ledger's completed rows (a request cut short by SIGKILL leaves its attempt
+    row ``unknown``: maybe billed, never completed)."""
     with store.engine.connect() as connection:
         rows = connection.execute(
             select(UsageRow.message_position, UsageRow.request_id)
-            .where(UsageRow.conversation_id == conversation_id)
+            .where(UsageRow.conversation_id == conversation_id, UsageRow.outcome != "unknown")
             .order_by(UsageRow.message_position)
         ).all()
     return [(row[0], row[1]) for row in rows]
