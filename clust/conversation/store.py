@@ -116,7 +116,8 @@ class Store:
             for sync callers), so a thread never waits for one. Default 16
             (:data:`~clust.conversation.offload.DEFAULT_THREADS`): a database step is
             short, and more threads than cores contend with the event loop. anyio's
-            own limit of 40 threads for the process does not apply. With ``engine=``, size its pool yourself.
+            own limit of 40 threads for the process does not apply. With ``engine=``,
+            size its pool yourself.
     """
 
     def __init__(
