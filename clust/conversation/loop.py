@@ -20,17 +20,18 @@ the model can act on; the loop goes on and the exception is recorded.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from clust.conversation.effects import CallTool, Db, Hook, Parallel
-from clust.conversation.engine import Exchanged, TurnRequest, exchange
+from clust.conversation.effects import CallTool, Db, Hook, Parallel, Sleep
+from clust.conversation.engine import POLL, Exchanged, TurnRequest, exchange
 from clust.conversation.history import user_wire
-from clust.conversation.turns import Turn, release_turn, utcnow
+from clust.conversation.turns import Turn, hold_lease, release_turn, utcnow
 from clust.messages.blocks import ToolResultContentBlock, ToolUseContentBlock
-from clust.messages.errors import InvalidParameter, ToolInputError
+from clust.messages.errors import ConversationBusy, InvalidParameter, ToolInputError
 from clust.messages.message import Message
 from clust.store import repository as rows
 from clust.store.engine import transaction
@@ -154,9 +155,9 @@ class ToolLoop:
         until the tool results are stored by the next request, or given back when the
         run stops in between.
         """
-        upcoming: _Next | None = yield Db(partial(self._first, content, wire))
+        upcoming: _Next | None
+        upcoming, held = yield from self._start(content, wire, request.wait)
         response: MessagesResponseBody | None = None
-        held: Turn | None = None
         requests = 0
         try:
             while upcoming is not None:
@@ -246,9 +247,51 @@ class ToolLoop:
 
     # -- deciding where to start and what follows ------------------------------------------
 
-    def _first(self, content: object, wire: bytes | None) -> _Next:
+    def _start(
+        self, content: object, wire: bytes | None, wait: float
+    ) -> Plan[tuple[_Next, Turn | None]]:
+        """Where the run starts, and the lease it holds when it starts by running the
+        last reply's tools (polling up to ``wait`` seconds while another send holds
+        the conversation)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                first: tuple[_Next, Turn | None] = yield Db(
+                    partial(self._first, content, wire), undo=self._give_back
+                )
+                return first
+            except ConversationBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            yield Sleep(POLL)
+
+    def _give_back(self, first: tuple[_Next, Turn | None]) -> None:
+        if first[1] is not None:
+            release_turn(self.state.engine, first[1])
+
+    def _first(self, content: object, wire: bytes | None) -> tuple[_Next, Turn | None]:
         state = self.state
         state.refresh()
+        upcoming = self._decide(content, wire)
+        if upcoming.tools_at is None:
+            return upcoming, None
+        # The tools run under the lease: no other send may come between the reply and
+        # their results. Under it the history is read again: another process may
+        # have answered the calls before the lease was ours.
+        held = hold_lease(state.engine, state.id, state.history, state.lease)
+        try:
+            upcoming = self._decide(content, wire)
+        except BaseException:
+            release_turn(state.engine, held)
+            raise
+        if upcoming.tools_at is None:
+            release_turn(state.engine, held)
+            return upcoming, None
+        return upcoming, held
+
+    def _decide(self, content: object, wire: bytes | None) -> _Next:
+        """The first step, on the history as read."""
+        state = self.state
         history = state.history
         position = len(history) - 1
         tool_uses: list[ToolUseContentBlock] = []

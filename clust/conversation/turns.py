@@ -72,6 +72,7 @@ __all__ = [
     "drop_attempt",
     "finish_attempt",
     "finish_turn",
+    "hold_lease",
     "release_turn",
     "renew_turn",
     "sync_history",
@@ -436,6 +437,30 @@ def release_turn(engine: Engine, turn: Turn) -> bool:
     KEEPER.let_go(engine, turn)
     with writing(engine) as connection:
         return rows.release_lease(connection, turn.conversation_id, turn.holder)
+
+
+def hold_lease(engine: Engine, conversation_id: str, history: History, lease: timedelta) -> Turn:
+    """Take the conversation's lease for a step that stores no user turn first (a
+    resumed tool loop runs the last reply's tools under it), read the turns stored
+    since ``history`` was read, and keep the lease renewed until it is released
+    (:func:`release_turn`) or taken over by the next turn (``begin_turn(holder=...)``).
+
+    Raises:
+        ConversationBusy: another send holds the conversation.
+    """
+    holder = rows.new_holder()
+    with transaction(engine) as connection:
+        now = utcnow()
+        busy: list[rows.Held] = []
+        held_until = rows.acquire_lease(
+            connection, conversation_id, holder, now, now + lease, busy=busy
+        )
+        if held_until is not None:
+            raise ConversationBusy(conversation_id, expires_at=held_until, holder=busy[0].holder)
+        sync_history(connection, conversation_id, history)
+    turn = Turn(conversation_id, holder, len(history), now, None, lease)
+    KEEPER.hold(engine, turn)
+    return turn
 
 
 def drop_attempt(engine: Engine, turn: Turn) -> None:

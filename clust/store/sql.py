@@ -88,8 +88,9 @@ def driver_error(
     with contextlib.suppress(dialect.loaded_dbapi.Error):
         cursor.close()
     if lost:
-        connection.engine.pool._invalidate(connection.connection, error)
         connection.invalidate(error)
+        # A fresh pool: the connections of the old one are dropped, not reused.
+        connection.engine.dispose(close=False)
     wrapped = DBAPIError.instance(
         sql,
         params,

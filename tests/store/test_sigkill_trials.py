@@ -1,9 +1,11 @@
 """SIGKILL trials: a process killed anywhere in ``send``, ``stream`` or ``run`` leaves no
 stuck conversation, no billed request unseen, and no completed tool call run again.
 
-Each trial is one conversation. A child process (``procs/sigkill_worker.py``) makes one
-call on it against the FakeClaude of this process; the parent SIGKILLs it at a point
-drawn from a seeded RNG (``SEED``, ``CLUST_SIGKILL_SEED`` overrides it):
+``test_sigkill_trials`` runs ``TRIALS_PER_KIND`` trials of each kind on each database
+(``PARALLEL`` at a time). Each trial is one conversation. A child process
+(``procs/sigkill_worker.py``) makes one call on it against the FakeClaude of this
+process; the parent SIGKILLs it at a point drawn from a seeded RNG (``SEED``;
+``CLUST_SIGKILL_SEED`` overrides it):
 
 - ``start``: a random moment (0-50 ms) after the child says it starts the call;
 - ``request``: while FakeClaude holds the request (its responder tells the parent it
@@ -12,13 +14,14 @@ drawn from a seeded RNG (``SEED``, ``CLUST_SIGKILL_SEED`` overrides it):
 - ``before-message-start`` / ``events``: a stream killed before its first event, or
   after its n-th event (FakeClaude writes one event every ``EVENT_DELAY``);
 - ``after-reply``: the call returned (the child waits on its stdin, alive);
-- ``approve`` / ``tool`` / ``tool-end`` / ``step`` (``run``): the reply asking for tools
-  is stored and none has run; inside the n-th tool execution; right around the moment
-  a tool writes its side-effect line; after a step's tools, before their results turn.
+- ``approve`` / ``tool`` / ``tool-end`` / ``step`` (``run``): inside the ``approve`` hook
+  of the n-th call (its reply stored, the call not started); inside the n-th tool
+  execution; right around the moment a tool writes its side-effect line; inside the
+  ``on_step`` hook (a step's tools done, their results turn not begun).
 
 Where a kill really lands also depends on scheduling, so each kill is classified by
 what it left (the stored rows, what FakeClaude answered and when) and the test requires
-each kind of landing place to occur. Then, from the parent, on the same conversation:
+each kind of landing place to occur (``COVERAGE``). Then, from the parent, on the same conversation:
 
 (a) not stuck: the parent does what the errors say (``send`` -> ``PendingTurn`` ->
     ``retry``; ``run`` without content resumes) with ``wait=``; its first request
@@ -82,7 +85,7 @@ SEED = int(os.environ.get("CLUST_SIGKILL_SEED", "20250611"))
 TRIALS_PER_KIND = 12  # x 3 kinds = 36 trials per database
 PARALLEL = 3  # trials running at once (each its own conversation, child, side file)
 LEASE = 2.0  # the children's lease_seconds
-MARGIN = 1.5  # beyond LEASE, for the recovery's first request (2 loaded CPUs)
+MARGIN = 2.0  # beyond LEASE, for the recovery's first request (2 CPUs shared, load ~8 seen)
 WAIT = LEASE + 10.0  # the recovery's ``wait=``: never what ends a green trial
 START_WINDOW = 0.05
 SEND_DELAY = (0.15, 0.35)  # FakeClaude holds a child's send this long
@@ -401,7 +404,7 @@ class Trial:
             child.close()
         self.classify(at_kill, killed_at, events_seen)
         self.recover(killed_at)
-        self.verify(at_kill, killed_at)
+        self.verify(at_kill)
         return self.outcome
 
     # -- the kill ---------------------------------------------------------------------------
@@ -549,9 +552,9 @@ class Trial:
             assert (result.stop, result.text) == ("end_turn", f"The job of {self.label} is done.")
         assert conv.send(client, THANKS, wait=WAIT).text() == "You are welcome."
 
-    # -- (b) and (c) ------------------------------------------------------------------------
+    # -- the checks: (a) the timing, (b) the ledger, (c) the tools ----------------------------
 
-    def verify(self, at_kill: Snapshot, killed_at: float) -> None:
+    def verify(self, at_kill: Snapshot) -> None:
         label, out = self.label, self.outcome
         assert lease_of(self.store, self.conv.id) == (None, None), label
         # (a) The first recovery request went out once the dead holder's lease ran out.
@@ -650,83 +653,90 @@ class Trial:
 # -- the trials -----------------------------------------------------------------------------
 
 
-def plans(seed: int) -> list[KillPlan]:
-    """``TRIALS_PER_KIND`` plans per kind: each kind's points dealt in turn (every point
-    equally often, give or take one) in a seeded order, half of the ``send``/``stream``
-    trials after a first turn; the kinds interleaved so parallel trials mix them."""
-    rng = random.Random(seed)
-    by_kind = []
-    for kind, points in POINTS.items():
-        deck = (points * TRIALS_PER_KIND)[:TRIALS_PER_KIND]
-        rng.shuffle(deck)
-        by_kind.append(
-            [
-                KillPlan(
-                    kind=kind,
-                    point=point,
-                    nth=rng.randint(1, NTH[point] if kind == "run" or point == "events" else 1),
-                    fraction=rng.random(),
-                    prior=kind != "run" and index % 2 == 1,
-                )
-                for index, point in enumerate(deck)
-            ]
+def plans(seed: int, kind: str) -> list[KillPlan]:
+    """``TRIALS_PER_KIND`` plans of one kind: its points dealt in turn (every point
+    equally often, give or take one) in a seeded order; every other ``send``/``stream``
+    trial after a first turn."""
+    rng = random.Random(f"{seed}:{kind}")
+    deck = (POINTS[kind] * TRIALS_PER_KIND)[:TRIALS_PER_KIND]
+    rng.shuffle(deck)
+    return [
+        KillPlan(
+            kind=kind,
+            point=point,
+            nth=rng.randint(1, NTH[point] if kind == "run" or point == "events" else 1),
+            fraction=rng.random(),
+            prior=kind != "run" and index % 2 == 1,
         )
-    return [plan for group in zip(*by_kind, strict=True) for plan in group]
+        for index, point in enumerate(deck)
+    ]
 
 
-def test_sigkill_trials(db_url: str, tmp_path: Path) -> None:
+INSIDE_A_TOOL = "inside a tool"
+BETWEEN_STEPS = (
+    "after a tool_use reply, before its tools ran",
+    "after the tools, before their results turn",
+)
+COVERAGE = {
+    "send": {"during the request (FakeClaude holding it)": 2, "after the reply was stored": 2},
+    "stream": {"mid-stream, after message_start": 2, "after the reply was stored": 2},
+    "run": {INSIDE_A_TOOL: 3, BETWEEN_STEPS[0]: 1, BETWEEN_STEPS[1]: 1},
+}
+"""The least number of kills each kind of trial must land at these places (a place
+ending in "inside a tool" counts both variants)."""
+
+
+@pytest.mark.parametrize("kind", ["send", "stream", "run"])
+def test_sigkill_trials(db_url: str, tmp_path: Path, kind: str) -> None:
     backend = "pg" if db_url.startswith("postgresql") else "sqlite"
     script = Script(SEED)
     started = time.monotonic()
     with FakeClaude() as fake, Store(db_url) as store:
         fake.set_responder(script)
         trials = [
-            Trial(f"{backend}{index:02d}", plan, db_url, store, script, fake, tmp_path)
-            for index, plan in enumerate(plans(SEED))
+            Trial(f"{backend}{kind}{index:02d}", plan, db_url, store, script, fake, tmp_path)
+            for index, plan in enumerate(plans(SEED, kind))
         ]
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
             outcomes = list(pool.map(Trial.run, trials))
     elapsed = time.monotonic() - started
 
     landed = Counter(o.landed for o in outcomes)
-    by_kind = Counter(f"{o.plan.kind}: {o.landed}" for o in outcomes)
     executions: Counter[str] = Counter()
     for o in outcomes:
         executions.update(o.executions)
     held = sum(LEASE_HELD in o.flags for o in outcomes)
     summary = {
-        "trials": dict(Counter(o.plan.kind for o in outcomes)),
-        "landed": dict(sorted(by_kind.items())),
+        "trials": f"{len(outcomes)} {kind} on {backend}",
+        "planned": dict(Counter(o.plan.point for o in outcomes)),
+        "landed": dict(landed),
         "lease held at the kill": held,
         "billed / completed / unknown": [
             sum(o.billed for o in outcomes),
             sum(o.completed for o in outcomes),
             sum(o.unknown for o in outcomes),
         ],
-        "max first request after the kill": max(o.first_request_after or 0 for o in outcomes),
-        "first request after the lease ran out (s, sorted)": sorted(
+        "first request after the kill (max)": max(o.first_request_after or 0 for o in outcomes),
+        "... after the lease ran out (sorted)": sorted(
             round((o.first_request_after or 0) - o.held_for, 2) for o in outcomes
         ),
-        "max recovery": max(o.recovered_after for o in outcomes),
+        "recovered after (max)": max(o.recovered_after for o in outcomes),
         "actions": dict(Counter(a for o in outcomes for a in o.actions)),
         "tool calls": dict(executions),
         "seconds": round(elapsed, 1),
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
 
-    # Each kind of landing place was hit (the classification, not the plan, counts).
-    assert len(outcomes) == 3 * TRIALS_PER_KIND
-    assert landed["during the request (FakeClaude holding it)"] >= 4, summary
-    assert landed["mid-stream, after message_start"] >= 2, summary
-    assert landed["after the reply was stored"] >= 4, summary
-    assert sum(n for place, n in landed.items() if place.startswith("inside a tool")) >= 3, summary
-    between = landed["after the tools, before their results turn"]
-    between += landed["after a tool_use reply, before its tools ran"]
-    assert between >= 2, summary
-    assert held >= 10, summary
-    assert (
-        executions["charge interrupted (0 line)"] + executions["charge interrupted (1 line)"] >= 1
-    )
+    # The kills landed where claimed: counted by what they left, not by the plan.
+    assert len(outcomes) == TRIALS_PER_KIND
+    for place, least in COVERAGE[kind].items():
+        hits = sum(n for where, n in landed.items() if where.startswith(place))
+        assert hits >= least, (place, summary)
+    assert sum(IN_FLIGHT in o.flags for o in outcomes) >= 2, summary  # a request cut off
+    assert held >= TRIALS_PER_KIND // 2, summary  # recoveries that had to wait for the lease
+    if kind == "run":
+        interrupted = sum(n for what, n in executions.items() if what.startswith("charge interr"))
+        assert interrupted >= 1, summary
 
 
 # -- the default lease, for a holder that died --------------------------------------------
