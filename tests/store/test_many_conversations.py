@@ -10,12 +10,12 @@ FakeClaude is served from a child process here: its handler threads (one per
 connection, hundreds of them) would otherwise share this process's GIL with the
 event loop under test, and the heartbeat would measure the fake server.
 
-At 500 conversations the loop still stalls for 100-450 ms (2 cores), for reasons
-outside the store's own code: httpcore's connection pool walks every pooled
-connection (a ``getpeername`` and a ``poll`` per idle one) on each request and each
-response close, and the store's 64 worker threads contend for the GIL with the
-loop. The case is kept, expected to fail on :class:`LoopStalled` only (any other
-failure is a failure); not strict, as it passes now and then.
+At 500 conversations the loop still stalls for 80-160 ms on 2 cores (it was 100-450
+ms before the async client spread its connections over shards: httpcore walks every
+pooled connection on each request and each response close). What is left is GIL
+contention between the loop and the store's worker threads, and the machine's load.
+The case is kept, expected to fail on :class:`LoopStalled` only (any other failure
+is a failure); not strict, as it passes now and then.
 ``python -m benchmarks.bench_concurrency`` measures the same workload.
 """
 
@@ -202,7 +202,7 @@ def stored_counts(store: Store) -> dict[str, Any]:
             marks=pytest.mark.xfail(
                 raises=LoopStalled,
                 strict=False,
-                reason="httpcore's pool scan and GIL contention stall the loop (module doc)",
+                reason="GIL contention with worker threads stalls the loop (module doc)",
             ),
         ),
     ],
