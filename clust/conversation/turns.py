@@ -439,6 +439,22 @@ def release_turn(engine: Engine, turn: Turn) -> bool:
         return rows.release_lease(connection, turn.conversation_id, turn.holder)
 
 
+def _claim(connection: Connection, conversation_id: str, holder: str, lease: timedelta) -> datetime:
+    """Take the lease for ``holder`` in the caller's transaction; the time it was taken.
+
+    Raises:
+        ConversationBusy: another holder has it.
+    """
+    now = utcnow()
+    busy: list[rows.Held] = []
+    held_until = rows.acquire_lease(
+        connection, conversation_id, holder, now, now + lease, busy=busy
+    )
+    if held_until is not None:
+        raise ConversationBusy(conversation_id, expires_at=held_until, holder=busy[0].holder)
+    return now
+
+
 def hold_lease(engine: Engine, conversation_id: str, history: History, lease: timedelta) -> Turn:
     """Take the conversation's lease for a step that stores no user turn first (a
     resumed tool loop runs the last reply's tools under it), read the turns stored
@@ -450,13 +466,7 @@ def hold_lease(engine: Engine, conversation_id: str, history: History, lease: ti
     """
     holder = rows.new_holder()
     with transaction(engine) as connection:
-        now = utcnow()
-        busy: list[rows.Held] = []
-        held_until = rows.acquire_lease(
-            connection, conversation_id, holder, now, now + lease, busy=busy
-        )
-        if held_until is not None:
-            raise ConversationBusy(conversation_id, expires_at=held_until, holder=busy[0].holder)
+        now = _claim(connection, conversation_id, holder, lease)
         sync_history(connection, conversation_id, history)
     turn = Turn(conversation_id, holder, len(history), now, None, lease)
     KEEPER.hold(engine, turn)
@@ -477,13 +487,7 @@ def discard_pending(
     """Drop the pending user turn, if any (under the lease: not during a send)."""
     holder = rows.new_holder()
     with transaction(engine) as connection:
-        now = utcnow()
-        busy: list[rows.Held] = []
-        held_until = rows.acquire_lease(
-            connection, conversation_id, holder, now, now + lease, busy=busy
-        )
-        if held_until is not None:
-            raise ConversationBusy(conversation_id, expires_at=held_until, holder=busy[0].holder)
+        now = _claim(connection, conversation_id, holder, lease)
         sync_history(connection, conversation_id, history)
         if history.last_role == "user":
             position = len(history) - 1
