@@ -9,6 +9,7 @@ run by the blocking or the async driver (:mod:`clust.conversation.drivers`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -304,14 +305,7 @@ class Conversation:
             yield Db(state.refresh)
             missing = unanswered_tool_calls(state.history, request.wire)
             if missing:
-                request = TurnRequest(
-                    abandoning_wire(content, missing),
-                    request.head,
-                    request.options,
-                    request.wait,
-                    stream=request.stream,
-                    progress=request.progress,
-                )
+                request = replace(request, wire=abandoning_wire(content, missing))
         return (yield from exchange(self.state, request))
 
     def _reply(

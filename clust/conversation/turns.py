@@ -74,7 +74,6 @@ __all__ = [
     "finish_turn",
     "hold_lease",
     "release_turn",
-    "renew_turn",
     "sync_history",
     "utcnow",
 ]
@@ -495,18 +494,6 @@ def discard_pending(
             rows.delete_messages_from(connection, conversation_id, position)
             history.truncate(position)
         rows.release_lease(connection, conversation_id, holder)
-
-
-def renew_turn(engine: Engine, turn: Turn, lease: timedelta) -> bool:
-    """Extend the lease of a long send; whether it was still held.
-
-    Not needed any more: the lease keeper renews every turn's lease while it runs.
-    """
-    with writing(engine) as connection:
-        return rows.renew_lease(connection, turn.conversation_id, turn.holder, utcnow() + lease)
-
-
-# -- requests outside a turn (a context-window summary) ---------------------------------
 
 
 def begin_attempt(engine: Engine, conversation_id: str, model: str | None = None) -> int:

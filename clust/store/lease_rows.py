@@ -409,8 +409,7 @@ def begin_user_turn_pg(
 # "interrupted" when the lease or position was lost (nothing else written then).
 _KEEP = """lease_holder = CASE WHEN :keep THEN lease_holder END,
     lease_expires_at = CASE WHEN :keep THEN {expiry} END"""
-_STORE_REPLY_PG = Sql(
-    f"""WITH moved AS (
+_REPLY_PG = f"""WITH moved AS (
         UPDATE clust_conversations SET {_KEEP.format(expiry=_PG_EXPIRY)},
             next_position = next_position + 1, updated_at = :now
         WHERE id = :conversation_id AND lease_holder = :holder AND next_position = :expected
@@ -419,7 +418,10 @@ _STORE_REPLY_PG = Sql(
         INSERT INTO clust_messages (conversation_id, position, role, wire, created_at, cache_ttls)
         SELECT :conversation_id, position, 'assistant', :wire, :now, :ttls FROM moved
         RETURNING position
-    ), done AS (
+    )"""
+_STORE_REPLY_PG = Sql(
+    _REPLY_PG
+    + f""", done AS (
         UPDATE clust_usage SET {COMPLETION_SET},
             message_position = (SELECT position FROM message),
             outcome = CASE WHEN EXISTS (SELECT 1 FROM message) THEN 'reply' ELSE 'interrupted' END
@@ -429,16 +431,8 @@ _STORE_REPLY_PG = Sql(
     SELECT (SELECT position FROM message), (SELECT id FROM done)"""
 )
 _STORE_REPLY_NO_ATTEMPT_PG = Sql(
-    f"""WITH moved AS (
-        UPDATE clust_conversations SET {_KEEP.format(expiry=_PG_EXPIRY)},
-            next_position = next_position + 1, updated_at = :now
-        WHERE id = :conversation_id AND lease_holder = :holder AND next_position = :expected
-        RETURNING next_position - 1 AS position
-    ), message AS (
-        INSERT INTO clust_messages (conversation_id, position, role, wire, created_at, cache_ttls)
-        SELECT :conversation_id, position, 'assistant', :wire, :now, :ttls FROM moved
-        RETURNING position
-    )
+    _REPLY_PG
+    + f"""
     INSERT INTO clust_usage ({", ".join(USAGE_COLUMNS)})
     SELECT {", ".join("position" if c == "message_position" else ":" + c for c in USAGE_COLUMNS)}
     FROM message

@@ -29,6 +29,7 @@ from clust.store.sql import Sql, db_time
 __all__ = [
     "BILLED_OUTCOMES",
     "COMPLETION_COLUMNS",
+    "TOKEN_COLUMNS",
     "USAGE_COLUMNS",
     "complete_attempt",
     "drop_attempt",
@@ -45,12 +46,7 @@ __all__ = [
 
 usage = cast(Table, UsageRow.__table__)
 
-USAGE_COLUMNS = (
-    "conversation_id",
-    "message_position",
-    "model",
-    "request_id",
-    "stop_reason",
+TOKEN_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "cache_creation_input_tokens",
@@ -59,6 +55,16 @@ USAGE_COLUMNS = (
     "cache_read_input_tokens",
     "web_search_requests",
     "web_fetch_requests",
+)
+"""The counts of a usage row: what the API reported, summed by the totals."""
+
+USAGE_COLUMNS = (
+    "conversation_id",
+    "message_position",
+    "model",
+    "request_id",
+    "stop_reason",
+    *TOKEN_COLUMNS,
     "service_tier",
     "latency_ms",
     "started_at",
@@ -270,16 +276,6 @@ def load_usage(connection: Connection, conversation_id: str) -> Sequence[Row[Any
     ).all()
 
 
-_TOTALLED = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_creation_5m_input_tokens",
-    "cache_creation_1h_input_tokens",
-    "cache_read_input_tokens",
-    "web_search_requests",
-    "web_fetch_requests",
-)
 _BILLED = usage.c.outcome.in_(BILLED_OUTCOMES)
 _IN_FLIGHT = """SELECT count(*) FROM clust_usage u JOIN clust_conversations c
     ON c.id = u.conversation_id AND c.lease_holder = u.holder
@@ -301,7 +297,7 @@ def usage_totals(
     row = connection.execute(
         select(
             func.count(case((_BILLED, 1))).label("requests"),
-            *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in _TOTALLED),
+            *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
             func.count(case((usage.c.cache_read_input_tokens > 0, 1))).label("cache_hits"),
             func.count(case((usage.c.outcome == "unknown", 1))).label("unknown_attempts"),
         ).where(usage.c.conversation_id == conversation_id)

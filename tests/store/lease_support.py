@@ -35,12 +35,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class Child:
-    """``procs/lease_worker.py`` running; its stdout lines arrive in a queue."""
+class JsonLinesChild:
+    """A worker script running with ``config`` (JSON) as its argument; each line it
+    prints is a JSON object put on ``lines`` (``None`` once its output ends)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        worker: Path,
+        config: dict[str, Any],
+        lines: queue.Queue[dict[str, Any] | None] | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(config)],
+            [sys.executable, str(worker), json.dumps(config)],
             cwd=ROOT,
             env=child_env(),
             stdin=subprocess.PIPE,
@@ -49,7 +55,9 @@ class Child:
             text=True,
             encoding="utf-8",
         )
-        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.lines: queue.Queue[dict[str, Any] | None] = (
+            lines if lines is not None else queue.Queue()
+        )
         self._stderr: list[str] = []
         self._pumps = [
             threading.Thread(target=self._pump_out, daemon=True),
@@ -61,35 +69,18 @@ class Child:
     def _pump_out(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self._lines.put(json.loads(line))
-        self._lines.put(None)
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
 
     def _pump_err(self) -> None:
         assert self.proc.stderr is not None
         self._stderr.extend(self.proc.stderr)
 
-    def expect(self, event: str, timeout: float) -> dict[str, Any]:
-        """The next line with this ``event`` (fails at the deadline or on exit)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                item = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no {event!r} line within {timeout} s\n{''.join(self._stderr)}"
-                ) from None
-            if item is None:
-                self._lines.put(None)
-                code = self.proc.wait(timeout=10)
-                raise AssertionError(f"exited ({code}) before {event!r}:\n{''.join(self._stderr)}")
-            if item.get("event") == event:
-                return item
-
-    def go(self) -> None:
-        """Let the child go on (to its ``then`` send)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+    def stderr(self) -> str:
+        """What the child wrote to stderr (all of it once it has exited)."""
+        if self.proc.poll() is not None:
+            self._pumps[1].join(timeout=5)
+        return "".join(self._stderr)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -101,6 +92,36 @@ class Child:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+class Child(JsonLinesChild):
+    """``procs/lease_worker.py`` running."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(WORKER, config)
+
+    def expect(self, event: str, timeout: float) -> dict[str, Any]:
+        """The next line with this ``event`` (fails at the deadline or on exit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no {event!r} line within {timeout} s\n{self.stderr()}"
+                ) from None
+            if item is None:
+                self.lines.put(None)
+                code = self.proc.wait(timeout=10)
+                raise AssertionError(f"exited ({code}) before {event!r}:\n{self.stderr()}")
+            if item.get("event") == event:
+                return item
+
+    def go(self) -> None:
+        """Let the child go on (to its ``then`` send)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
 
 
 def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -48,8 +48,6 @@ import random
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -64,7 +62,7 @@ from sqlalchemy import select
 from store.lease_support import (
     MODEL,
     STARTUP,
-    child_env,
+    JsonLinesChild,
     database_now,
     lease_of,
     ledger,
@@ -78,7 +76,6 @@ from clust.protocol.retry import RetryPolicy
 from clust.store.schema import MessageRow, ToolCallRow
 from clust.testing import FakeClaude, RecordedRequest, Reply
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "procs" / "sigkill_worker.py"
 
 SEED = int(os.environ.get("CLUST_SIGKILL_SEED", "20250611"))
@@ -203,40 +200,14 @@ class Script:
 # -- the child ----------------------------------------------------------------------------
 
 
-class Child:
+class Child(JsonLinesChild):
     """``procs/sigkill_worker.py`` running; its stdout lines and the responder's
-    ``request`` events for its conversation arrive in one queue."""
+    ``request`` events for its conversation arrive in one queue, ``events``."""
 
     def __init__(self, config: dict[str, Any], events: queue.Queue[dict[str, Any] | None]):
+        super().__init__(WORKER, config, events)
         self.events = events
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(config)],
-            cwd=ROOT,
-            env=child_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
         self.seen: list[dict[str, Any]] = []
-        self._stderr: list[str] = []
-        self._pumps = [
-            threading.Thread(target=self._pump_out, daemon=True),
-            threading.Thread(target=self._pump_err, daemon=True),
-        ]
-        for pump in self._pumps:
-            pump.start()
-
-    def _pump_out(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.put(json.loads(line))
-        self.events.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.proc.stderr is not None
-        self._stderr.extend(self.proc.stderr)
 
     def next_event(self, deadline: float) -> dict[str, Any]:
         try:
@@ -249,26 +220,10 @@ class Child:
         self.seen.append(item)
         return item
 
-    def stderr(self) -> str:
-        if self.proc.poll() is not None:
-            self._pumps[1].join(timeout=5)
-        return "".join(self._stderr)
-
     def kill(self) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.proc.pid, signal.SIGKILL)
         return self.proc.wait(timeout=10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for pump in self._pumps:
-            pump.join(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
 
 
 # -- reading the store --------------------------------------------------------------------
