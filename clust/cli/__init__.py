@@ -7,8 +7,8 @@ Subcommands: ``chat`` (an interactive, stored, resumable chat), ``conversations`
 
 The database of ``chat``, ``conversations`` and ``usage`` is ``--db URL``, else
 ``$CLUST_DATABASE_URL``, else an SQLite file in the user's data directory, created
-on first use. Exit status: 0 done, 1 failed (one ``clust: ...`` line says why), 2
-usage error or missing API key, 130 interrupted.
+on first use. Exit status: 0 done, 1 failed (one ``clust: ...`` line says why, never
+a traceback), 2 usage error or a missing or unusable API key, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -62,13 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except Exception as exc:  # a clear one-line message, not a traceback
-        from clust.messages.errors import MessagesError
+    except Exception as exc:  # a clear one-line message, never a traceback
+        from clust.messages.errors import InvalidApiKey, MessagesError, MissingCredentials
 
+        if isinstance(exc, MissingCredentials | InvalidApiKey):
+            _fail(one_line(exc))
+            return 2
         if isinstance(exc, MessagesError) or type(exc).__module__.startswith("sqlalchemy"):
             _fail(one_line(exc))
             return 1
-        raise
+        # A fault clust has no type for (a bug): still one line, with the type to report.
+        _fail(f"unexpected {type(exc).__name__}: {one_line(exc) or 'no message'}")
+        return 1
 
 
 def _fail(message: str) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import httpx
 
+from clust.client._auth import KeyAuth
 from clust.client._io import Io
 from clust.client._pages import Listing
 from clust.client._settings import (
@@ -137,6 +138,12 @@ class ClientCore:
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
                     raise RequestTimedOut(f"the request timed out ({type(exc).__name__})") from exc
+            except httpx.LocalProtocolError as exc:
+                # h11 refused to write the request: the same on every attempt, and its
+                # text may quote a header value, so neither retried nor quoted.
+                raise ConnectionFailed(
+                    "the request could not be written (an invalid header?): not retried"
+                ) from exc
             except httpx.RequestError as exc:  # transport, body decoding, too many redirects
                 decision = policy.decide_transport_failure(retries)
                 if not decision.retry:
@@ -198,12 +205,12 @@ class BaseClient(ClientCore, Generic[HttpT]):
         self._http_client: HttpT | None = http_client
         # A given http client keeps its own timeout unless one was passed here.
         self._timeout = self._settings.timeout if (self._owns_http or timeout is not None) else None
-        self._io = self._new_io(lambda: self._http)
+        self._io = self._new_io(lambda: self._http, KeyAuth(self._settings.credentials))
 
     def _new_http(self, timeout: httpx.Timeout) -> HttpT:
         raise NotImplementedError
 
-    def _new_io(self, http: Callable[[], HttpT]) -> Io:
+    def _new_io(self, http: Callable[[], HttpT], auth: httpx.Auth) -> Io:
         raise NotImplementedError
 
     @property

@@ -57,15 +57,17 @@ def _undecoded(response: httpx.Response) -> bool:
 
 
 class SyncIo:
-    """Each step done now (the :class:`~clust.Client` side)."""
+    """Each step done now (the :class:`~clust.Client` side); requests are sent with
+    ``auth`` (the API key's header, added as each is sent)."""
 
-    __slots__ = ("_http",)
+    __slots__ = ("_auth", "_http")
 
-    def __init__(self, http: Callable[[], httpx.Client]) -> None:
+    def __init__(self, http: Callable[[], httpx.Client], auth: httpx.Auth) -> None:
         self._http = http
+        self._auth = auth
 
     def send(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        return self._http().send(request, stream=stream)
+        return self._http().send(request, stream=stream, auth=self._auth)
 
     def read(self, response: httpx.Response) -> bytes:
         return response.read()
@@ -87,15 +89,17 @@ class SyncIo:
 
 
 class AsyncIo:
-    """Each step as an awaitable (the :class:`~clust.AsyncClient` side, asyncio or trio)."""
+    """Each step as an awaitable (the :class:`~clust.AsyncClient` side, asyncio or trio);
+    requests are sent with ``auth``."""
 
-    __slots__ = ("_http",)
+    __slots__ = ("_auth", "_http")
 
-    def __init__(self, http: Callable[[], httpx.AsyncClient]) -> None:
+    def __init__(self, http: Callable[[], httpx.AsyncClient], auth: httpx.Auth) -> None:
         self._http = http
+        self._auth = auth
 
     def send(self, request: httpx.Request, stream: bool) -> Awaitable[httpx.Response]:
-        return self._http().send(request, stream=stream)
+        return self._http().send(request, stream=stream, auth=self._auth)
 
     def read(self, response: httpx.Response) -> Awaitable[bytes]:
         return response.aread()

@@ -11,6 +11,7 @@ import httpx
 
 from clust._version import __version__
 from clust.messages.errors import MissingCredentials
+from clust.protocol.credentials import check_secret
 from clust.protocol.request import DEFAULT_BASE_URL, AuthScheme, Credentials, base_headers
 from clust.protocol.retry import RetryPolicy
 
@@ -24,7 +25,12 @@ TimeoutTypes = float | httpx.Timeout
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything a client needs besides its HTTP connection pool."""
+    """Everything a client needs besides its HTTP connection pool.
+
+    The key is held by ``credentials`` alone (whose repr hides it); ``headers`` are
+    the other headers of every call: the key's header is added to each request as it
+    is sent (:class:`clust.client._auth.KeyAuth`).
+    """
 
     credentials: Credentials
     base_url: str
@@ -87,9 +93,14 @@ def settings_from_env(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """
     arguments = dict(overrides)
     if arguments.get("api_key") is None:
-        arguments["api_key"] = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get(
-            "ANTHROPIC_AUTH_TOKEN"
-        )
+        for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+            value = os.environ.get(name)
+            if value:
+                check_secret(value, name)  # so that an error names the variable
+                arguments["api_key"] = value
+                break
+        else:
+            arguments["api_key"] = None
     if arguments.get("base_url") is None:
         arguments["base_url"] = os.environ.get("ANTHROPIC_BASE_URL") or None
     custom = os.environ.get("ANTHROPIC_CUSTOM_HEADERS")

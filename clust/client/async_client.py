@@ -49,5 +49,5 @@ class AsyncClient(MessagesApi, ModelsApi, BatchesApi, BaseClient[httpx.AsyncClie
             transport=ShardedAsyncTransport(POOL_LIMITS),
         )
 
-    def _new_io(self, http: Callable[[], httpx.AsyncClient]) -> AsyncIo:
-        return AsyncIo(http)
+    def _new_io(self, http: Callable[[], httpx.AsyncClient], auth: httpx.Auth) -> AsyncIo:
+        return AsyncIo(http, auth)

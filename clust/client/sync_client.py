@@ -47,5 +47,5 @@ class Client(MessagesApi, ModelsApi, BatchesApi, BaseClient[httpx.Client], Block
     def _new_http(self, timeout: httpx.Timeout) -> httpx.Client:
         return httpx.Client(timeout=timeout, follow_redirects=False, limits=POOL_LIMITS)
 
-    def _new_io(self, http: Callable[[], httpx.Client]) -> SyncIo:
-        return SyncIo(http)
+    def _new_io(self, http: Callable[[], httpx.Client], auth: httpx.Auth) -> SyncIo:
+        return SyncIo(http, auth)

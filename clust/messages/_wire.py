@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from clust.messages.errors import InvalidParameter
+from clust.messages.invalid_fields import invalid_fields
 
 __all__ = ["OpenUnionFallback", "WireEnum", "WireModel", "literal_tags"]
 
@@ -41,8 +42,9 @@ class WireModel(BaseModel):
 
     Construction by keyword (``TextContentBlock(text="hi")``) marks the ``type``
     tag as set so it is always sent, although it has a default, and raises the
-    ``InvalidParameter`` of a failed value check as itself (the pydantic
-    ``ValidationError`` is its ``__cause__``). Parsing (``model_validate`` /
+    ``InvalidParameter`` of a failed value check as itself, any other validation
+    failure (an unknown field, a wrong type) as ``InvalidFields`` naming the field
+    (the pydantic ``ValidationError`` is the ``__cause__``). Parsing (``model_validate`` /
     ``model_validate_json``) never runs ``__init__``: it stays in pydantic's Rust
     core, keeps exactly the fields present in the input and raises
     ``ValidationError`` (a ``ValueError``).
@@ -87,7 +89,7 @@ class WireModel(BaseModel):
             except ValidationError as error:
                 cause = invalid_parameter_in(error)
                 if cause is None:
-                    raise
+                    cause = invalid_fields(type(self), error)
                 raise cause from error
             fields_set = self.__pydantic_fields_set__
             if self._wire_always_set:

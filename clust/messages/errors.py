@@ -26,6 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from clust.messages.base_errors import (
+    CredentialsNotSerializable,
+    InvalidApiKey,
+    InvalidFields,
+    InvalidHeaderValue,
     InvalidParameter,
     MessagesError,
     MissingCredentials,
@@ -72,8 +76,18 @@ __all__ = [
     "ConversationBusy",
     "ConversationDeleted",
     "ConversationNotFound",
+    "CorruptConversation",
+    "CredentialsNotSerializable",
+    "DatabaseDriverMissing",
+    "DatabaseFull",
+    "DatabaseReadOnly",
+    "DatabaseUnavailable",
     "GatewayTimeoutError",
     "InternalServerError",
+    "InvalidApiKey",
+    "InvalidConversationId",
+    "InvalidFields",
+    "InvalidHeaderValue",
     "InvalidParameter",
     "InvalidRequestError",
     "LeaseLost",
@@ -85,6 +99,7 @@ __all__ = [
     "PendingTurn",
     "PermissionDeniedError",
     "RateLimitError",
+    "ReplyNotStored",
     "RequestTimedOut",
     "RequestTimeoutError",
     "RequestTooLargeError",
@@ -116,8 +131,27 @@ class ConversationNotFound(StoreError, LookupError):
         super().__init__(f"no conversation with id {conversation_id!r}")
 
 
+class InvalidConversationId(ConversationNotFound, InvalidParameter):
+    """The id given cannot name a conversation: not a string, or holding a NUL character
+    or a lone surrogate. No conversation has it (a :class:`ConversationNotFound`), and
+    it is bad input (an :class:`InvalidParameter` naming ``field``); nothing is read."""
+
+    def __init__(self, field: str, conversation_id: Any) -> None:
+        self.conversation_id = conversation_id
+        self.field = field
+        self.value = conversation_id
+        self.allowed = "a conversation id: a string without NUL characters or lone surrogates"
+        MessagesError.__init__(
+            self, f"{field}={conversation_id!r} is invalid: allowed {self.allowed}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.conversation_id))
+
+
 class ConversationBusy(StoreError):
-    """Another send is in flight on this conversation (in this or another process).
+    """Another send is in flight on this conversation (in this or another process), or
+    a sender of another process waits for it and has reserved the next turn.
 
     ``holder`` names the lease holder (``None`` when not known) and ``expires_at``
     when its claim runs out unless its holder renews it; a holder that died stops
@@ -180,6 +214,33 @@ class ConversationDeleted(ConversationNotFound):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.conversation_id,))
+
+
+class CorruptConversation(StoreError):
+    """A stored conversation's rows do not hold what clust wrote: a turn whose JSON
+    does not decode, is not a message, or whose role disagrees with its ``role``
+    column, or a request head without its fields. No request is built from it (a
+    turn broken only inside its JSON is found when the API refuses the request).
+
+    ``position`` is the turn's (``None``: the conversation's request head).
+    """
+
+    def __init__(self, conversation_id: str, position: int | None, detail: str) -> None:
+        self.conversation_id = conversation_id
+        self.position = position
+        self.detail = detail
+        if position is None:
+            where, fix = "its request head", "repair that row"
+        else:
+            where = f"the turn at position {position}"
+            fix = f"repair that row, or fork the turns before it: store.fork(conv, {position})"
+        super().__init__(
+            f"conversation {conversation_id!r} is corrupt: {where} {detail}; "
+            f"it cannot be sent: {fix}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id, self.position, self.detail))
 
 
 class WrongClient(MessagesError, TypeError):
@@ -262,6 +323,70 @@ class TurnInBatch(PendingTurn):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.conversation_id, self.position, self.batch_id))
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached: connecting failed (the server is stopped or
+    restarting, a wrong host or port, refused credentials, an SQLite file that cannot
+    be opened) or an open connection was lost.
+
+    ``in_doubt``: the connection was lost after a write was sent, so it may have been
+    applied. A turn's database steps are tried again over reconnects for
+    ``reconnect_seconds`` (``Store(reconnect_seconds=...)``) before this is raised
+    (those in doubt only when they can tell whether they were applied).
+    """
+
+    def __init__(self, message: str, in_doubt: bool = False, reconnect_seconds: float = 0.0):
+        self.in_doubt = in_doubt
+        self.reconnect_seconds = reconnect_seconds
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.in_doubt, self.reconnect_seconds))
+
+
+class DatabaseReadOnly(StoreError):
+    """A write was refused because the database is read-only for this process (an
+    SQLite file or directory without write permission, a PostgreSQL standby).
+    Reading still works."""
+
+
+class DatabaseFull(StoreError):
+    """The database's disk is full: the write was not applied."""
+
+
+class DatabaseDriverMissing(StoreError):
+    """The database driver the URL names is not installed (for PostgreSQL:
+    ``pip install 'psycopg[binary]'`` and a ``postgresql+psycopg://`` URL)."""
+
+
+class ReplyNotStored(StoreError):
+    """A reply the API billed could not be stored: the database stayed away past
+    ``reconnect_seconds``, or refused the write. Nothing of it is lost: ``reply`` is
+    the reply (a ``MessagesResponseBody``), ``usage`` what it was billed, and
+    ``advice`` (part of the message) says how the conversation goes on.
+
+    ``position`` is where the reply belongs in conversation ``conversation_id``.
+    """
+
+    def __init__(self, conversation_id: str, position: int, reply: Any, advice: str) -> None:
+        self.conversation_id = conversation_id
+        self.position = position
+        self.reply = reply
+        self.advice = advice
+        super().__init__(
+            f"conversation {conversation_id!r}: the reply for position {position} was "
+            f"billed but is not stored ({advice}); it is kept in this error's .reply "
+            "and .usage"
+        )
+
+    @property
+    def usage(self) -> Any:
+        """The reply's usage (what the API billed for it)."""
+        return getattr(self.reply, "usage", None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.conversation_id, self.position, self.reply, self.advice))
 
 
 class NothingToRetry(StoreError):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from clust.messages.errors import StreamOptionMismatch
+from clust.protocol.credentials import AuthScheme, Credentials, check_header, checked_headers
 
 if TYPE_CHECKING:
     from clust.messages.request import MessagesRequestBody
@@ -34,47 +35,11 @@ API_VERSION = "2026-10-21"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ONE_HOUR_TTL_BETA = "extended-cache-ttl-2025-04-11"
 
-AuthScheme = Literal["bearer", "x-api-key"]
-
 # Fields of a Messages body that POST /v1/messages/count_tokens accepts.
 _COUNT_TOKENS_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control"}
     | {"output_config", "speed"}
 )
-
-
-class Credentials:
-    """An API key or bearer token, and how to send it.
-
-    The secret is only ever exposed through :meth:`header`; ``repr`` and ``str``
-    show a redacted form.
-    """
-
-    __slots__ = ("_scheme", "_secret")
-
-    def __init__(self, secret: str, scheme: AuthScheme = "bearer") -> None:
-        if not secret:
-            raise ValueError("the API key is empty")
-        if scheme not in ("bearer", "x-api-key"):
-            raise ValueError(f"auth scheme {scheme!r} is invalid: allowed 'bearer' or 'x-api-key'")
-        self._secret = secret
-        self._scheme: AuthScheme = scheme
-
-    @property
-    def scheme(self) -> AuthScheme:
-        """``"bearer"`` (``authorization: Bearer <key>``) or ``"x-api-key"``."""
-        return self._scheme
-
-    def header(self) -> tuple[str, str]:
-        """The header name and value carrying the secret."""
-        if self._scheme == "bearer":
-            return "authorization", f"Bearer {self._secret}"
-        return "x-api-key", self._secret
-
-    def __repr__(self) -> str:
-        return f"Credentials(scheme={self._scheme!r}, secret='***')"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -99,10 +64,12 @@ def base_headers(
     user_agent: str,
     default_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Headers sent on every call of a client (lowercase names).
+    """Headers sent on every call of a client (lowercase names), each checked
+    (:class:`~clust.messages.errors.InvalidHeaderValue`).
 
     ``default_headers`` are added last and win, except that they cannot replace
-    the credentials header.
+    the credentials header. That header is not among them: the client adds it to
+    each request as it is sent, so that no long-lived mapping holds the key.
     """
     headers = {
         "accept": "application/json",
@@ -111,9 +78,8 @@ def base_headers(
         "user-agent": user_agent,
     }
     if default_headers:
-        headers.update({name.lower(): value for name, value in default_headers.items()})
-    name, value = credentials.header()
-    headers[name] = value
+        headers.update(checked_headers(default_headers))
+    headers.pop(credentials.header_name, None)
     return headers
 
 
@@ -306,17 +272,20 @@ def call_headers(
 ) -> dict[str, str]:
     """The per-call headers of a request: ``extra_headers`` (names lower-cased) and one
     ``anthropic-beta`` header merging ``betas``, any beta given in ``extra_headers`` and,
-    when ``one_hour``, the 1-hour cache TTL beta."""
+    when ``one_hour``, the 1-hour cache TTL beta. Each is checked
+    (:class:`~clust.messages.errors.InvalidHeaderValue`)."""
     headers: dict[str, str] = {}
     automatic = [ONE_HOUR_TTL_BETA] if one_hour else None
     user_betas: list[str] | None = None
     if extra_headers:
-        headers.update({name.lower(): value for name, value in extra_headers.items()})
+        headers.update(checked_headers(extra_headers))
         given = headers.pop("anthropic-beta", None)
         user_betas = [given] if given else None
     merged = merge_betas(betas, user_betas, automatic)
     if merged:
-        headers["anthropic-beta"] = ",".join(merged)
+        joined = ",".join(merged)
+        check_header("anthropic-beta", joined)
+        headers["anthropic-beta"] = joined
     return headers
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -38,6 +39,7 @@ __all__ = [
     "CACHE_READ_FACTOR",
     "CACHE_WRITE_1H_FACTOR",
     "CACHE_WRITE_5M_FACTOR",
+    "MAX_AMOUNT",
     "Price",
     "PriceTable",
 ]
@@ -52,17 +54,54 @@ Amount = Decimal | int | str
 
 _AMOUNT_FIELDS = ("cache_write_5m", "cache_write_1h", "cache_read", "batch_discount")
 
+MAX_AMOUNT = Decimal(1_000_000_000)
+"""The largest amount a price takes (USD per million tokens)."""
+_PLACES = 12  # decimal places an amount may have
+_ALLOWED = f"a finite amount from 0 to {MAX_AMOUNT:,} with at most {_PLACES} decimal places"
+_MAX_DEPTH = 32  # nesting of arrays and objects in a price file (it needs 3)
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
 
 def _amount(field: str, value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise InvalidParameter(field, value, "a Decimal, an int or a decimal string (no float)")
     try:
         amount = Decimal(value)
-    except ArithmeticError:
-        raise InvalidParameter(field, value, "a decimal number") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidParameter(field, value, "a finite amount >= 0")
+    except (ArithmeticError, ValueError) as error:  # ValueError: an int too long to convert
+        raise InvalidParameter(field, value, "a decimal number") from error
+    # Checked before any arithmetic: 1e999999999 is a valid Decimal that overflows
+    # the moment it is multiplied.
+    if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT:
+        raise InvalidParameter(field, value, _ALLOWED)
+    if _places(amount) > _PLACES:
+        raise InvalidParameter(field, value, _ALLOWED)
     return amount
+
+
+def _places(amount: Decimal) -> int:
+    """Decimal places of a finite ``amount``, trailing zeros aside (no context used)."""
+    _, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):  # NaN or infinity: refused before
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing)) if any(digits) else 0
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in the JSON ``text`` (strings skipped), counted
+    without recursion, up to one past :data:`_MAX_DEPTH`."""
+    depth = deepest = 0
+    for token in _TOKENS.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > _MAX_DEPTH:
+                    break
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 @dataclass(frozen=True, init=False)
@@ -140,8 +179,8 @@ class Price:
         raw_date = entry["effective_from"]
         try:
             effective = date.fromisoformat(raw_date) if isinstance(raw_date, str) else raw_date
-        except ValueError:
-            raise InvalidParameter("effective_from", raw_date, "a YYYY-MM-DD date") from None
+        except ValueError as error:
+            raise InvalidParameter("effective_from", raw_date, "a YYYY-MM-DD date") from error
         return cls(
             entry["model"],
             effective,
@@ -207,11 +246,19 @@ class PriceTable:
         prices), the file's entries replacing ``base``'s for the same model and date."""
         location = Path(path)
         try:
-            document = json.loads(location.read_text(encoding="utf-8"), parse_float=Decimal)
+            text = location.read_text(encoding="utf-8")
         except (OSError, ValueError) as error:
             raise InvalidParameter(
-                "path", str(location), f"a readable JSON price file ({error})"
-            ) from None
+                "path", str(location), f"a readable UTF-8 price file ({error})"
+            ) from error
+        if _nesting(text) > _MAX_DEPTH:
+            raise InvalidParameter(
+                "path", str(location), f"a JSON price file nested at most {_MAX_DEPTH} deep"
+            )
+        try:
+            document = json.loads(text, parse_float=Decimal)
+        except (ValueError, RecursionError) as error:
+            raise InvalidParameter("path", str(location), f"a JSON price file ({error})") from error
         entries = document.get("prices") if isinstance(document, dict) else document
         if not isinstance(entries, list):
             raise InvalidParameter("path", str(location), 'a list of prices or {"prices": [...]}')
@@ -224,7 +271,7 @@ class PriceTable:
             except InvalidParameter as error:
                 raise InvalidParameter(
                     f"{location}: prices[{index}].{error.field}", error.value, error.allowed
-                ) from None
+                ) from error
         return (base or cls()).with_prices(*prices)
 
     def with_prices(self, *prices: Price) -> PriceTable:
