@@ -26,7 +26,8 @@ from clust.conversation.engine import (
     exchange,
     unanswered_tool_calls,
 )
-from clust.conversation.history import RequestHead, user_wire
+from clust.conversation.history import user_wire
+from clust.conversation.integrity import stored_head, typed_messages
 from clust.conversation.offload import Offload, awaitable
 from clust.conversation.records import TurnUsage, UsageTotals
 from clust.conversation.state import ConversationState
@@ -125,7 +126,7 @@ class Conversation:
         self.state = ConversationState(
             engine=engine,
             id=row["id"],
-            head=RequestHead(row["request_head"]),
+            head=stored_head(row["id"], row["request_head"]),
             lease=lease,
             cache=cache,
             truncation=truncation,
@@ -215,9 +216,14 @@ class Conversation:
         return self.read_history()
 
     def read_history(self) -> list[Message]:
-        """:attr:`history` as a method (its awaitable form is :meth:`ahistory`)."""
+        """:attr:`history` as a method (its awaitable form is :meth:`ahistory`).
+
+        Raises:
+            CorruptConversation: a stored turn is not a valid message (its position
+                is named); so do ``send`` and ``export`` then, sending nothing.
+        """
         self.state.load()
-        return self.state.history.messages()
+        return typed_messages(self.id, self.state.history)
 
     ahistory = awaitable(read_history)
 

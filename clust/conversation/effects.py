@@ -10,6 +10,7 @@ in a few lines each; every decision stays in the engine.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
+from clust.messages.errors import DatabaseUnavailable
 from clust.protocol.plans import Plan, arun_plan, run_plan
 
 if TYPE_CHECKING:
@@ -112,21 +115,55 @@ class _Handoff(Generic[T]):
 @dataclass(frozen=True)
 class Db:
     """Blocking database work. ``undo`` gives back what ``call`` made when the caller
-    that awaited it was cancelled meanwhile (e.g. a lease taken for nobody)."""
+    that awaited it was cancelled meanwhile (e.g. a lease taken for nobody).
+
+    When the database cannot be reached (:class:`~clust.messages.DatabaseUnavailable`)
+    the step is tried again, with growing pauses, for the store's
+    ``reconnect_seconds``: at once when nothing had reached the database (connecting
+    failed), and after a connection lost with a write in flight only if ``applied``
+    is given: it is asked first (once the database answers) whether that write was
+    applied; ``True`` ends the step (its result is then ``None``). A step with
+    ``applied`` (a billed reply) also goes on with its tries when its caller is
+    cancelled.
+    """
 
     call: Callable[[], Any]
     undo: Callable[[Any], None] | None = None
+    applied: Callable[[], bool] | None = None
 
     def run(self, context: BlockingContext) -> Any:
-        return self.call()
+        tries = _Tries(self)
+        while True:
+            try:
+                return tries.once()
+            except DatabaseUnavailable as lost:
+                pause = tries.pause(lost)
+            time.sleep(pause)
 
     async def arun(self, context: AsyncContext) -> Any:
+        if self.applied is None:
+            return await self._arun(context)
+        with anyio.CancelScope(shield=True):
+            result = await self._arun(context)
+        await anyio.lowlevel.checkpoint_if_cancelled()  # as an unshielded step would
+        return result
+
+    async def _arun(self, context: AsyncContext) -> Any:
+        tries = _Tries(self)
+        while True:
+            try:
+                return await self._arun_once(context, tries)
+            except DatabaseUnavailable as lost:
+                pause = tries.pause(lost)
+            await anyio.sleep(pause)
+
+    async def _arun_once(self, context: AsyncContext, tries: _Tries) -> Any:
         if self.undo is None:
-            return await context.offload.run(self.call)
+            return await context.offload.run(tries.once)
         undo, handoff = self.undo, _Handoff[Any]()
 
         def call() -> Any:
-            result = self.call()
+            result = tries.once()
             if not handoff.deliver(result):
                 undo(result)  # the caller is gone: nobody else will
             return result
@@ -138,6 +175,38 @@ class Db:
                 with anyio.CancelScope(shield=True):
                     await context.offload.run(undo, made)
             raise
+
+
+class _Tries:
+    """The tries of one :class:`Db` step over a database that went away."""
+
+    __slots__ = ("_deadline", "_delay", "_in_doubt", "_step")
+
+    def __init__(self, step: Db) -> None:
+        self._step = step
+        self._deadline: float | None = None
+        self._delay = 0.05
+        self._in_doubt = False
+
+    def once(self) -> Any:
+        """One try: ask whether a write left in doubt was applied, else call."""
+        if self._in_doubt:
+            assert self._step.applied is not None
+            if self._step.applied():  # a failure here leaves it in doubt
+                return None
+            self._in_doubt = False
+        return self._step.call()
+
+    def pause(self, lost: DatabaseUnavailable) -> float:
+        """Seconds to wait before the next try; raises ``lost`` when there is none."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + lost.reconnect_seconds
+        self._in_doubt = self._in_doubt or lost.in_doubt
+        if (self._in_doubt and self._step.applied is None) or now >= self._deadline:
+            raise lost
+        pause, self._delay = min(self._delay, self._deadline - now), min(self._delay * 2, 1.0)
+        return pause
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,13 @@ A turn (``send``, ``stream``, ``retry``, one request of ``run``) goes through:
 
 1. **validate**: the content is a non-empty user turn; a new turn must answer the
    last reply's tool calls (:class:`~clust.messages.UnansweredToolCalls` otherwise,
-   unless it abandons them); budgets. Nothing is stored or sent before this passes.
+   unless it abandons them). Nothing is stored or sent before this passes.
 2. **begin**: claim the lease and store the user turn with the request's ledger row
-   (:mod:`clust.conversation.turns`), polling while the conversation is busy if the
-   caller chose to ``wait``.
+   (:mod:`clust.conversation.turns`), waiting in line while the conversation is busy
+   if the caller chose to ``wait`` (:mod:`clust.conversation.waiting`). Budgets are
+   checked in that transaction, and the row reserves the request's estimate
+   (:mod:`clust.usage.budget`); a refusal (:class:`~clust.messages.BudgetExceeded`)
+   rolls it all back.
 3. **prepare**: hold the request to the context window
    (:func:`clust.conversation.window.fit`: it may count tokens or summarize), splice
    the history into the body and place the cache breakpoints.
@@ -36,16 +39,19 @@ from clust.conversation.effects import (
     Create,
     Db,
     OpenStream,
-    Sleep,
     StreamProgress,
 )
 from clust.conversation.history import History, RequestHead, user_wire
+from clust.conversation.integrity import corrupt_turn
 from clust.conversation.turns import Turn, abort_turn, begin_turn, drop_attempt, finish_turn
+from clust.conversation.unstored import keep_reply, store_unstored
+from clust.conversation.waiting import in_line
 from clust.conversation.window import Fit, Summarize, current, fit, load_summary, refuse_turn
 from clust.messages.errors import (
     ApiError,
     ContextWindowExceeded,
-    ConversationBusy,
+    DatabaseUnavailable,
+    InvalidRequestError,
     PendingTurn,
     UnansweredToolCalls,
 )
@@ -68,9 +74,6 @@ __all__ = [
     "prepare",
     "unanswered_tool_calls",
 ]
-
-POLL = 0.05
-"""Seconds between lease checks while a send waits for a busy conversation."""
 
 _ABANDONED = "Error: this tool call was not run: the user went on without its result (abandoned)."
 
@@ -176,6 +179,9 @@ def _try_begin(state: ConversationState, request: TurnRequest) -> Turn:
             reply_id=state.cache is not None and state.cache.explain_misses,
             holder=None if request.held is None else request.held.holder,
             model=str(request.head.wire["model"]),
+            reserve=None
+            if state.spending is None
+            else partial(state.reserve, request.head, request.wire),
         )
     return turn
 
@@ -240,6 +246,8 @@ def _finish(
                 discarded=discarded,
             )
             state.window.replied(response, len(state.history.wires[-1]))
+    except DatabaseUnavailable:
+        raise  # tried again over reconnects, then kept (clust.conversation.unstored)
     except BaseException:
         abort_turn(state.engine, turn, response, latency_ms)
         raise
@@ -258,27 +266,23 @@ def _refuse(state: ConversationState, turn: Turn, *, new_turn: bool) -> None:
 
 
 def begin(state: ConversationState, request: TurnRequest) -> Plan[Turn]:
-    """Claim the conversation and store the user turn, polling up to ``request.wait``
-    seconds while it is busy.
+    """Claim the conversation and store the user turn, waiting in line up to
+    ``request.wait`` seconds while it is busy (:mod:`clust.conversation.waiting`).
 
     Raises:
         UnansweredToolCalls: the new turn leaves the last reply's tool calls unanswered.
         ConversationBusy / PendingTurn / NothingToRetry: see :func:`begin_turn`.
+        BudgetExceeded: the request would pass a budget (nothing stored).
+        ReplyNotStored: a reply an earlier send could not store still cannot be.
     """
+    yield from store_unstored(state)  # a billed reply kept from an earlier send goes first
     if request.wire is not None and unanswered_tool_calls(state.history, request.wire):
         # Refused on what is known, which may be behind (another object may have
         # answered the calls since): look again before refusing.
         yield Db(state.refresh)
         _check_answers(state, request.wire)
-    deadline = time.monotonic() + request.wait
-    while True:
-        try:
-            turn: Turn = yield Db(partial(_try_begin, state, request), undo=partial(_abort, state))
-            break
-        except ConversationBusy:
-            if time.monotonic() >= deadline:
-                raise
-        yield Sleep(POLL)
+    claim = Db(partial(_try_begin, state, request), undo=partial(_abort, state))
+    turn: Turn = yield from in_line(state.engine, state.id, request.wait, claim)
     if request.wire is not None:
         # The history held may have been behind: check again on what begin read.
         missing = unanswered_tool_calls(state.history, request.wire, before=1)
@@ -339,8 +343,7 @@ def exchange(state: ConversationState, request: TurnRequest) -> Plan[Exchanged]:
     A failure after the turn began releases it (the user turn stays pending for
     ``retry``) and is raised; what the API billed is recorded either way.
     """
-    if state.spending is not None:
-        yield Db(partial(state.check_budgets, request.head, request.wire))
+    # Budgets are checked by begin, in the transaction that writes the intent row.
     turn = yield from begin(state, request)
     started: float | None = None  # set once the request leaves
     progress: StreamProgress | None = None
@@ -363,11 +366,16 @@ def exchange(state: ConversationState, request: TurnRequest) -> Plan[Exchanged]:
         raise
     except BaseException as failure:
         yield Db(partial(_abort, state, turn, failure, progress, started))
+        if isinstance(failure, InvalidRequestError):
+            history = state.history  # a stored turn broken inside its JSON is named
+            corrupt = corrupt_turn(state.id, history.roles, history.wires)
+            if corrupt is not None:
+                raise corrupt from failure
         raise
     keep = request.keep_for_tools and response.stop_reason == "tool_use" and response.tool_uses()
     assert started is not None
     finish = partial(_finish, state, turn, response, started, keep_lease=bool(keep))
-    yield Db(partial(finish, progress=progress))
+    yield from keep_reply(state, turn, response, partial(finish, progress=progress))
     return Exchanged(response, turn if keep else None)
 
 

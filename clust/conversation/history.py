@@ -13,12 +13,14 @@ from itertools import repeat
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from clust.conversation.caching import CachePolicy
 from clust.messages.errors import InvalidParameter
 from clust.messages.message import Message, MessageContent
 from clust.messages.request import MessagesRequestBody
 from clust.messages.response import MessagesResponseBody
+from clust.messages.storable import VALID_TEXT, lone_surrogate
 from clust.protocol.markers import parse_stored_ttls, stored_ttls
 from clust.protocol.request import RequestSpec, spliced_message_request, wire_has_one_hour
 
@@ -57,7 +59,18 @@ def user_wire(content: MessageContent | Message) -> bytes:
     if message.role.value != "user":
         raise InvalidParameter("content", message.role.value, "a user turn")
     _check_not_empty(message.content)
-    return message.__pydantic_serializer__.to_json(message, exclude_unset=True, by_alias=True)
+    try:
+        return message.__pydantic_serializer__.to_json(message, exclude_unset=True, by_alias=True)
+    except PydanticSerializationError as error:
+        raise _unencodable("content", content, message.model_dump()["content"]) from error
+
+
+def _unencodable(field: str, value: object, dumped: object) -> InvalidParameter:
+    """The error of a value that cannot be written as UTF-8 JSON (a lone surrogate)."""
+    where = lone_surrogate(dumped)
+    if where is None:  # pragma: no cover (serialising validated content fails on text only)
+        return InvalidParameter(field, value, "a value that can be written as JSON")
+    return InvalidParameter(field + where, value, VALID_TEXT)
 
 
 def _check_not_empty(content: Any) -> None:
@@ -149,7 +162,15 @@ class RequestHead:
             raise _invalid_field(error, fields) from error
         wire = body.to_wire()
         del wire["messages"]
-        return cls(_dumps(wire))
+        model = wire["model"]
+        if "\x00" in model or len(model) > 200:
+            raise InvalidParameter("model", model, "a model id of 1..200 characters without NUL")
+        text = _dumps(wire)
+        try:
+            return cls(text)
+        except UnicodeEncodeError as error:
+            field = next(name for name in wire if lone_surrogate(wire[name]) is not None)
+            raise _unencodable(field, fields.get(field), wire[field]) from error
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RequestHead:
         """This head with some fields replaced for one call (validated again; the

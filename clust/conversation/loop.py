@@ -20,19 +20,20 @@ the model can act on; the loop goes on and the exception is recorded.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from clust.conversation.effects import CallTool, Db, Hook, Parallel, Sleep
-from clust.conversation.engine import POLL, Exchanged, TurnRequest, exchange
+from clust.conversation.effects import CallTool, Db, Hook, Parallel
+from clust.conversation.engine import Exchanged, TurnRequest, exchange
 from clust.conversation.history import user_wire
 from clust.conversation.turns import Turn, hold_lease, release_turn, utcnow
+from clust.conversation.waiting import in_line
 from clust.messages.blocks import ToolResultContentBlock, ToolUseContentBlock
-from clust.messages.errors import ConversationBusy, InvalidParameter, ToolInputError
+from clust.messages.errors import InvalidParameter, ToolInputError
 from clust.messages.message import Message
+from clust.messages.storable import lone_surrogate
 from clust.store import repository as rows
 from clust.store.engine import transaction
 from clust.tools import Tool, tool_definitions, tool_result_content
@@ -220,10 +221,10 @@ class ToolLoop:
             refused = (f"Error: the call to {block.name} was denied by the user.", "denied")
         if refused is not None:
             message, reason = refused
-            settle = partial(self._settle, block, message, True, reason, row.attempts)
+            settle = partial(self._settle, position, block, message, True, reason, row.attempts)
             settled: ToolCallOutcome = yield Db(settle)
             return settled
-        if not (yield Db(partial(self._claim, block.id, row.status))):
+        if not (yield Db(partial(self._claim, position, block.id, row.status))):
             again = yield Db(partial(self._record_calls, position, [block]))
             return _reused(again[block.id])
         tool = self.registry[block.name]
@@ -238,10 +239,15 @@ class ToolLoop:
                 content = f"Error: {block.name} timed out after {timeout:g} s."
                 is_error, error = True, "timed out"
         except Exception as exc:  # a tool's failure is a result for the model, not ours
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {_describe(exc)}"
             content, is_error = f"Error: {block.name} failed: {error}", True
+        where = lone_surrogate(content)
+        if where is not None:  # no UTF-8 for it: neither the store nor the API takes it
+            error = f"InvalidResult: a lone surrogate in the result{where or ''}"
+            content = f"Error: {block.name} returned text that is not valid Unicode."
+            is_error = True
         outcome: ToolCallOutcome = yield Db(
-            partial(self._settle, block, content, is_error, error, attempts)
+            partial(self._settle, position, block, content, is_error, error, attempts)
         )
         return outcome
 
@@ -251,19 +257,13 @@ class ToolLoop:
         self, content: object, wire: bytes | None, wait: float
     ) -> Plan[tuple[_Next, Turn | None]]:
         """Where the run starts, and the lease it holds when it starts by running the
-        last reply's tools (polling up to ``wait`` seconds while another send holds
-        the conversation)."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                first: tuple[_Next, Turn | None] = yield Db(
-                    partial(self._first, content, wire), undo=self._give_back
-                )
-                return first
-            except ConversationBusy:
-                if time.monotonic() >= deadline:
-                    raise
-            yield Sleep(POLL)
+        last reply's tools (waiting in line up to ``wait`` seconds while another send
+        holds the conversation)."""
+        claim = Db(partial(self._first, content, wire), undo=self._give_back)
+        first: tuple[_Next, Turn | None] = yield from in_line(
+            self.state.engine, self.state.id, wait, claim
+        )
+        return first
 
     def _give_back(self, first: tuple[_Next, Turn | None]) -> None:
         if first[1] is not None:
@@ -371,12 +371,15 @@ class ToolLoop:
             stored = rows.load_tool_calls(connection, state.id, position)
         return {row.tool_use_id: row for row in stored}
 
-    def _claim(self, tool_use_id: str, expected: str) -> bool:
+    def _claim(self, position: int, tool_use_id: str, expected: str) -> bool:
         with transaction(self.state.engine) as connection:
-            return rows.start_tool_call(connection, self.state.id, tool_use_id, expected, utcnow())
+            return rows.start_tool_call(
+                connection, self.state.id, position, tool_use_id, expected, utcnow()
+            )
 
     def _settle(
         self,
+        position: int,
         block: ToolUseContentBlock,
         content: Any,
         is_error: bool,
@@ -389,6 +392,7 @@ class ToolLoop:
             rows.finish_tool_call(
                 connection,
                 self.state.id,
+                position,
                 block.id,
                 status=status,
                 result=json.dumps(content, separators=(",", ":"), ensure_ascii=False),
@@ -414,6 +418,16 @@ def _reused(row: Any) -> ToolCallOutcome:
         row.attempts,
         True,
     )
+
+
+def _describe(exc: Exception) -> str:
+    """An exception's message, storable: lone surrogates written as escapes (they have
+    no UTF-8), and a placeholder if ``str()`` itself fails."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not stop the call from being settled
+        text = f"<{type(exc).__name__} whose message could not be read>"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _results_turn(outcomes: Sequence[ToolCallOutcome]) -> bytes:

@@ -15,9 +15,10 @@ from clust.conversation.window import WindowState
 from clust.store.engine import reading
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from clust.conversation.caching import CachePolicy
+    from clust.conversation.unstored import Unstored
     from clust.conversation.window import TruncationStrategy
     from clust.usage.budget import Spending
     from clust.usage.pricing import PriceTable
@@ -45,6 +46,8 @@ class ConversationState:
     history: History = field(default_factory=History)
     window: WindowState = field(default_factory=WindowState)
     steps: threading.RLock = field(default_factory=threading.RLock)
+    unstored: Unstored | None = None
+    """A billed reply a send could not store; the next turn stores it first."""
 
     def refresh(self) -> None:
         """Read the turns other processes added since this object last looked."""
@@ -77,7 +80,8 @@ class ConversationState:
         return self.head.with_overrides(overrides) if overrides else self.head
 
     def check_budgets(self, head: RequestHead, wire: bytes | None) -> None:
-        """Refuse a request that would pass a budget, before anything is stored or sent."""
+        """Refuse a request that would pass a budget, before anything is stored or sent
+        (a check ahead of time; a turn's :meth:`reserve` is the one that holds)."""
         if self.spending is None:
             return
         self.load()
@@ -85,6 +89,28 @@ class ConversationState:
         size = len(head.json) + sum(map(len, history.wires)) + len(wire or b"")
         self.spending.check(
             self.engine,
+            conversation_id=self.id,
+            metadata=self.metadata,
+            model=str(head.wire["model"]),
+            body_size=size,
+            max_tokens=int(head.wire["max_tokens"]),
+        )
+
+    def reserve(
+        self, head: RequestHead, wire: bytes | None, connection: Connection
+    ) -> tuple[int, int] | None:
+        """Check the budgets in ``connection``, the turn's write transaction, once the
+        history held is current (``wire``: the new user turn, not appended yet), and
+        return the reservation its intent row carries (``None``: no budgets).
+
+        Raises:
+            BudgetExceeded: the request would pass a budget.
+        """
+        if self.spending is None:
+            return None
+        size = len(head.json) + sum(map(len, self.history.wires)) + len(wire or b"")
+        return self.spending.reserve(
+            connection,
             conversation_id=self.id,
             metadata=self.metadata,
             model=str(head.wire["model"]),

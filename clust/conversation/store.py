@@ -22,9 +22,11 @@ from clust.conversation.history import RequestHead
 from clust.conversation.offload import DEFAULT_THREADS, Offload, awaitable
 from clust.conversation.turns import utcnow
 from clust.conversation.window import RaiseOnOverflow, TruncationStrategy
+from clust.messages import storable
 from clust.messages.errors import ConversationNotFound, InvalidParameter, StoreError
 from clust.store import repository as rows
 from clust.store.engine import make_engine, reading, transaction
+from clust.store.faults import DEFAULT_RECONNECT, watch
 from clust.store.migrate import is_current
 from clust.store.migrate import upgrade as upgrade_schema
 from clust.usage.budget import Budget, Spending
@@ -50,6 +52,7 @@ class StoreOptions(TypedDict, total=False):
     upgrade: bool
     lease_seconds: float
     busy_timeout: float
+    reconnect_seconds: float
     engine: Engine | None
     budgets: Sequence[Budget]
     prices: PriceTable | None
@@ -93,7 +96,11 @@ class Store:
             the database server's clock. An operator frees a conversation at once with
             :meth:`break_lease` (``clust conversations break-lease ID``).
         busy_timeout: seconds an SQLite writer waits for the write lock.
-        engine: an existing SQLAlchemy engine instead of ``url`` (its owner disposes it).
+        reconnect_seconds: how long a send's database steps are tried again while the
+            database cannot be reached; past it a billed reply is raised in
+            :class:`~clust.messages.ReplyNotStored`, never dropped.
+        engine: an existing SQLAlchemy engine instead of ``url`` (its owner disposes
+            it); clust adds its typed errors and connection checks to it.
         budgets: spending limits (:class:`~clust.usage.Budget`) checked before every
             request of this store's conversations; one that would be passed raises
             :class:`~clust.messages.BudgetExceeded` and nothing is sent or stored.
@@ -127,6 +134,7 @@ class Store:
         upgrade: bool = True,
         lease_seconds: float = 30.0,
         busy_timeout: float = 30.0,
+        reconnect_seconds: float = DEFAULT_RECONNECT,
         engine: Engine | None = None,
         budgets: Sequence[Budget] = (),
         prices: PriceTable | None = None,
@@ -140,11 +148,16 @@ class Store:
         """Runs this store's awaitable calls in worker threads (``threads`` at once)."""
         if lease_seconds <= 0:
             raise InvalidParameter("lease_seconds", lease_seconds, "a number of seconds > 0")
+        if reconnect_seconds < 0:
+            raise InvalidParameter("reconnect_seconds", reconnect_seconds, "seconds >= 0")
         self._owns_engine = engine is None
-        self._engine = (
-            engine
-            if engine is not None
-            else make_engine(str(url), busy_timeout=busy_timeout, connections=threads)
+        if engine is not None:
+            watch(engine, reconnect_seconds)
+        self._engine = engine or make_engine(
+            url or "",
+            busy_timeout=busy_timeout,
+            connections=threads,
+            reconnect_seconds=reconnect_seconds,
         )
         self._lease = timedelta(seconds=lease_seconds)
         self._cache = cache
@@ -269,6 +282,10 @@ class Store:
     ) -> Conversation:
         """Add a conversation, its ``turns`` and ``usage`` rows (keyed by column name,
         without ``conversation_id``) in one transaction."""
+        metadata = storable.checked_metadata(metadata)
+        storable.check_text("title", title, optional=True)
+        if conversation_id is not None:
+            storable.checked_new_id(conversation_id)
         wire = dict(head.wire)
         now = utcnow()
         values = {
@@ -279,7 +296,7 @@ class Store:
             "tools": wire.pop("tools", None),
             "params": wire,
             "request_head": head.json.decode(),
-            "metadata": dict(metadata or {}),
+            "metadata": metadata,
             "parent_id": parent_id,
             "fork_position": fork_position,
             "next_position": len(turns),
@@ -300,8 +317,11 @@ class Store:
         """Open a stored conversation (its turns are read when first needed).
 
         Raises:
-            ConversationNotFound: no conversation has this id.
+            ConversationNotFound: no conversation has this id
+                (:class:`~clust.messages.InvalidConversationId` when none can: not a
+                string, or holding a NUL or a lone surrogate).
         """
+        storable.checked_conversation_id(conversation_id)
         with reading(self._engine) as connection:
             row = rows.open_conversation(connection, conversation_id)
         if row is None:
@@ -328,7 +348,9 @@ class Store:
         """
         if not 1 <= limit <= 1000:
             raise InvalidParameter("limit", limit, "1..1000")
-        for key, value in (metadata or {}).items():
+        if after is not None:
+            storable.checked_conversation_id(after, "after")
+        for key, value in storable.checked_metadata(metadata).items():
             if not isinstance(value, _SCALARS):
                 raise InvalidParameter(
                     f"metadata[{key!r}]", value, "a string, number, bool or None"
@@ -348,6 +370,7 @@ class Store:
         Raises:
             ConversationNotFound: no conversation has this id.
         """
+        storable.checked_conversation_id(conversation_id)
         with transaction(self._engine) as connection:
             if not rows.delete_conversation(connection, conversation_id):
                 raise ConversationNotFound(conversation_id)
@@ -364,6 +387,7 @@ class Store:
         Raises:
             ConversationNotFound: no conversation has this id.
         """
+        storable.checked_conversation_id(conversation_id)
         with transaction(self._engine) as connection:
             return rows.break_lease(connection, conversation_id, utcnow()) is not None
 
@@ -376,7 +400,9 @@ class Store:
         new version. The fork records its parent and the fork position.
         """
         parent = (
-            self.get_conversation(conversation) if isinstance(conversation, str) else conversation
+            conversation
+            if isinstance(conversation, Conversation)
+            else self.get_conversation(conversation)
         )
         parent.refresh()
         parent_length = len(parent.state.history)
@@ -406,7 +432,9 @@ class Store:
         from clust.conversation.exchange import export_document
 
         conv = (
-            self.get_conversation(conversation) if isinstance(conversation, str) else conversation
+            conversation
+            if isinstance(conversation, Conversation)
+            else self.get_conversation(conversation)
         )
         return export_document(self._engine, conv)
 
@@ -418,7 +446,8 @@ class Store:
         """Create a conversation from :meth:`export_conversation`'s document.
 
         A new id is given unless ``keep_id`` (then an existing id raises ``StoreError``).
-        Usage rows are imported too, so spending stays on record.
+        Usage rows are imported too, so spending stays on record. Checked first
+        (``InvalidParameter`` names the field, nothing stored): see ``import_document``.
         """
         from clust.conversation.exchange import already_there, import_document
 

@@ -34,7 +34,7 @@ tells which. Lease times there come from the database server's clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from clust.conversation.history import History, assistant_wire
+from clust.conversation.integrity import check_turns
 from clust.conversation.records import usage_values
 from clust.messages.errors import (
     ConversationBusy,
@@ -125,17 +126,30 @@ def sync_history(connection: Connection, conversation_id: str, history: History)
     object discarded that pending turn, perhaps sending another since), the whole
     history is read again rather than sending a turn the store no longer has.
     Positions have no gaps, so the first row read is the one at ``known - 1``.
+
+    Turns read are checked first (:func:`~clust.conversation.integrity.check_turns`):
+    a corrupt one raises :class:`~clust.messages.CorruptConversation`, and nothing
+    is appended.
     """
     known = len(history)
     if known == 0:
-        history.extend(*rows.load_turns(connection, conversation_id))
+        history.extend(*_checked(connection, conversation_id, 0))
         return
     roles, wires, ttls = rows.load_turns(connection, conversation_id, known - 1)
     if wires and wires[0] == history.wires[-1] and roles[0] == history.roles[-1]:
+        check_turns(conversation_id, known, roles[1:], wires[1:])
         history.extend(roles[1:], wires[1:], ttls[1:])
         return
+    turns = _checked(connection, conversation_id, 0)
     history.truncate(0)
-    history.extend(*rows.load_turns(connection, conversation_id))
+    history.extend(*turns)
+
+
+def _checked(connection: Connection, conversation_id: str, start: int) -> rows.Turns:
+    """The stored turns from ``start`` on, checked."""
+    turns = rows.load_turns(connection, conversation_id, start)
+    check_turns(conversation_id, start, turns.roles, turns.wires)
+    return turns
 
 
 def _refuse_if_in_batch(
@@ -161,6 +175,7 @@ def begin_turn(
     holder: str | None = None,
     model: str | None = None,
     attempt: bool = True,
+    reserve: Callable[[Connection], tuple[int, int] | None] | None = None,
 ) -> Turn:
     """Claim the conversation, store the user turn (``None``: resend the pending one,
     or with ``resume`` send the history as it is, to continue a ``pause_turn`` reply)
@@ -176,6 +191,9 @@ def begin_turn(
     give it back with :func:`release_turn`). ``model``: the request's model, for the
     ledger (default: the conversation's). ``attempt=False``: no intent row (a turn sent
     in a Message Batch: its usage is recorded when the results are collected).
+    ``reserve``: checks the budgets in this transaction once the history held is
+    current (the new user turn not appended yet) and returns the reservation the
+    intent row carries; what it raises rolls everything back.
 
     Raises:
         ConversationBusy: another send holds the conversation (``holder`` and
@@ -186,7 +204,8 @@ def begin_turn(
     """
     holder = holder or rows.new_holder()
     current = after is None or len(history) == after + 1
-    if user_wire is not None and history.last_role != "user" and current and _one_statement(engine):
+    one_statement = reserve is None and _one_statement(engine)  # budgets: see reserve
+    if user_wire is not None and history.last_role != "user" and current and one_statement:
         turn = _begin_in_one_statement(
             engine, conversation_id, history, user_wire, lease, holder, reply_id, model, attempt
         )
@@ -231,12 +250,14 @@ def begin_turn(
         attempt_id = None
         model = model or taken.model
         if attempt:
+            reserved = None if reserve is None else reserve(connection)
             attempt_id = rows.insert_attempt(
                 connection,
                 conversation_id=conversation_id,
                 model=model,
                 started_at=now,
                 holder=holder,
+                reserved=reserved,
             )
         if reply_id:
             _learn_reply_id(connection, conversation_id, history)

@@ -11,6 +11,11 @@ Clocks: on PostgreSQL every lease time comes from the database server's clock
 the lease's length), so application servers whose clocks disagree cannot take a live
 lease from each other. SQLite runs on one machine: its lease times are Python's.
 
+Waiting in line across processes: a process may reserve a conversation's next turn
+(:mod:`clust.store.reservations`); while its reservation is live, a free lease goes
+to no other process (``:me`` in the claims). Every statement that releases a lease
+tells this process's waiters (:func:`clust.store.waiters.released`).
+
 On PostgreSQL a turn's two writes are each one statement (data-modifying CTEs), all or
 nothing even in autocommit: ``begin`` takes the lease, stores the user turn and writes
 the attempt's intent row; ``store_reply`` releases the lease, stores the reply and
@@ -31,6 +36,7 @@ from sqlalchemy import Connection
 
 from clust.messages.errors import ConversationNotFound
 from clust.protocol.markers import stored_ttls
+from clust.store import waiters
 from clust.store.message_rows import insert_messages
 from clust.store.sql import Sql, db_time, read_time
 from clust.store.usage_rows import (
@@ -56,6 +62,7 @@ __all__ = [
     "renew_leases",
     "store_reply",
     "take_turn",
+    "this_process",
 ]
 
 _HOST = socket.gethostname()[:32]
@@ -77,6 +84,11 @@ def new_holder() -> str:
     return _prefix + secrets.token_hex(8)
 
 
+def this_process() -> str:
+    """The prefix of this process's lease holder ids, ``host:pid:``."""
+    return _prefix
+
+
 class Held(NamedTuple):
     """Who holds a conversation's lease, and until when (``None``: nobody)."""
 
@@ -96,7 +108,16 @@ def _lease_params(connection: Connection, now: datetime, expires_at: datetime) -
 
 
 def _free(now: str) -> str:
-    return f"(lease_holder IS NULL OR lease_holder = :holder OR lease_expires_at <= {now})"
+    """The lease may be taken: it is the taker's own, or it is free (nobody holds it,
+    or it ran out) and no other process reserved the next turn (``:me``: this one)."""
+    return (
+        f"(lease_holder = :holder OR ((lease_holder IS NULL OR lease_expires_at <= {now}) "
+        f"AND (lease_next IS NULL OR lease_next = :me OR lease_next_until <= {now})))"
+    )
+
+
+# A claim serves this process's reservation of the next turn, if it had one.
+_SERVED = "lease_next = CASE WHEN lease_next = :me THEN NULL ELSE lease_next END"
 
 
 _SQLITE_NOW, _PG_NOW = ":now", "clock_timestamp()"
@@ -112,8 +133,10 @@ def _both(template: str) -> tuple[Sql, Sql]:
 
 
 _CLAIM = _both(
-    """UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = {expiry}
-    WHERE id = :id AND {free} RETURNING lease_holder"""
+    """UPDATE clust_conversations SET lease_holder = :holder, lease_expires_at = {expiry},
+    """
+    + _SERVED
+    + """ WHERE id = :id AND {free} RETURNING lease_holder"""
 )
 _LEASE_STATE = Sql("SELECT lease_holder, lease_expires_at FROM clust_conversations WHERE id = :id")
 _RENEW = _both(
@@ -166,7 +189,7 @@ def acquire_lease(
         ConversationNotFound: there is no such conversation.
     """
     params = _lease_params(connection, now, expires_at)
-    params.update(id=conversation_id, holder=holder)
+    params.update(id=conversation_id, holder=holder, me=_prefix)
     if _CLAIM[_postgres(connection)].one(connection, params) is not None:
         return None
     held = _busy(connection, conversation_id, expires_at)
@@ -233,7 +256,10 @@ def renew_leases(
 
 def release_lease(connection: Connection, conversation_id: str, holder: str) -> bool:
     """Give the conversation back; whether ``holder`` still held it."""
-    return _RELEASE.count(connection, {"id": conversation_id, "holder": holder}) > 0
+    released = _RELEASE.count(connection, {"id": conversation_id, "holder": holder}) > 0
+    if released:
+        waiters.released(connection.engine.url, conversation_id)
+    return released
 
 
 _LIVE_LEASE = _both(
@@ -266,6 +292,7 @@ def break_lease(connection: Connection, conversation_id: str, now: datetime) -> 
     if holder is None:
         return None
     _CLEAR.run(connection, {"id": conversation_id}).close()
+    waiters.released(connection.engine.url, conversation_id)
     return Held(holder, read_time(expires_at)) if live else None
 
 
@@ -273,9 +300,12 @@ def break_lease(connection: Connection, conversation_id: str, now: datetime) -> 
 
 # On PostgreSQL, setting synchronous_commit off for the statement's own transaction
 # lets a turn's first write commit without waiting for its WAL flush (see claim_and_take).
-_CLAIM_AND_TAKE_SQL = """UPDATE clust_conversations SET lease_holder = :holder,
-    lease_expires_at = {expiry}, next_position = next_position + :count, updated_at = :now
-    WHERE id = :id AND {free} RETURNING next_position, model"""
+_CLAIM_AND_TAKE_SQL = (
+    """UPDATE clust_conversations SET lease_holder = :holder,
+    lease_expires_at = {expiry}, next_position = next_position + :count, updated_at = :now, """
+    + _SERVED
+    + """ WHERE id = :id AND {free} RETURNING next_position, model"""
+)
 _CLAIM_AND_TAKE = (
     _both(_CLAIM_AND_TAKE_SQL)[0],
     Sql(
@@ -314,7 +344,7 @@ def take_turn(
         ConversationNotFound: there is no such conversation.
     """
     params = _lease_params(connection, now, now + lease)
-    params.update(id=conversation_id, holder=holder, count=count)
+    params.update(id=conversation_id, holder=holder, count=count, me=_prefix)
     row = _CLAIM_AND_TAKE[_postgres(connection)].one(connection, params)
     if row is None:
         return Taken(-1, None, _busy(connection, conversation_id, now + lease))
@@ -346,7 +376,7 @@ _BEGIN_TURN_PG = Sql(
     f"""WITH moved AS (
         UPDATE clust_conversations SET lease_holder = :holder,
             lease_expires_at = {_PG_EXPIRY}, next_position = next_position + 1,
-            updated_at = :now
+            updated_at = :now, {_SERVED}
         WHERE id = :id AND next_position = :expected AND {_free(_PG_NOW)}
         RETURNING id, next_position - 1 AS position, model,
             set_config('synchronous_commit', 'off', true) AS relaxed
@@ -392,6 +422,7 @@ def begin_user_turn_pg(
         "id": conversation_id,
         "conversation_id": conversation_id,
         "holder": holder,
+        "me": _prefix,
         "lease": expires_at - now,
         "now": now,
         "started_at": now,
@@ -489,9 +520,13 @@ def store_reply(
         if attempt_id is None:
             params.update({name: usage_values[name] for name in USAGE_COLUMNS if name != "holder"})
             params.update(message_position=expected_position, holder=holder)
-            return _STORE_REPLY_NO_ATTEMPT_PG.one(connection, params) is not None
-        row = _STORE_REPLY_PG.one(connection, params)
-        return row is not None and row[0] is not None
+            stored = _STORE_REPLY_NO_ATTEMPT_PG.one(connection, params) is not None
+        else:
+            row = _STORE_REPLY_PG.one(connection, params)
+            stored = row is not None and row[0] is not None
+        if stored and not keep:
+            waiters.released(connection.engine.url, conversation_id)
+        return stored
     moved = _RELEASE_AND_TAKE.one(
         connection,
         {
@@ -506,6 +541,8 @@ def store_reply(
     stored = moved is not None
     if stored:
         insert_messages(connection, conversation_id, expected_position, [("assistant", wire)], now)
+        if not keep:
+            waiters.released(connection.engine.url, conversation_id)
     if attempt_id is None:
         if stored:
             insert_usage(connection, usage_values)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from clust.messages.errors import StoreError
+from clust.messages.errors import DatabaseReadOnly, StoreError
 from clust.store.engine import transaction
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "VERSION_TABLE", "current_revision", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "clust_alembic_version"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
 """The newest revision in ``migrations/versions`` (a test keeps the two in step)."""
 
 # Any 64-bit number of our own: serialises concurrent upgrades on PostgreSQL.
@@ -66,3 +66,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             command.upgrade(config, revision)
         except CommandError as exc:
             raise StoreError(f"cannot upgrade the clust schema: {exc}") from exc
+        except DatabaseReadOnly as exc:  # an old file shared read-only: say what to do
+            raise DatabaseReadOnly(
+                f"the clust schema is out of date and cannot be upgraded: {exc}; "
+                "run `clust db upgrade` once with write access"
+            ) from exc

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -59,6 +60,7 @@ from clust.store.message_rows import (
     load_turns,
     messages,
 )
+from clust.store.nul_text import decode_json, decode_text, encode_json
 from clust.store.schema import ConversationRow, SummaryRow, ToolCallRow
 from clust.store.sql import Sql, read_time
 from clust.store.usage_rows import (
@@ -104,6 +106,7 @@ __all__ = [
     "load_turns",
     "load_usage",
     "messages",
+    "metadata_entries",
     "metadata_matches",
     "missing_usage_columns",
     "new_holder",
@@ -166,24 +169,35 @@ def list_conversations(
 
 def metadata_matches(connection: Connection, wanted: Mapping[str, Any]) -> Any:
     """A condition on ``clust_conversations.metadata``: every key has the given scalar
-    value, with JSON types compared as PostgreSQL's ``@>`` compares them."""
+    value, with JSON types compared as PostgreSQL's ``@>`` compares them. Keys and
+    values are encoded as the column stores them (:mod:`clust.store.nul_text`)."""
     column = conversations.c.metadata
+    encoded: dict[str, Any] = encode_json(dict(wanted))
     if connection.dialect.name == "postgresql":
-        return column.op("@>")(literal(dict(wanted), JSONB))
+        return column.op("@>")(literal(encoded, JSONB))
     conditions = []
-    for key, value in wanted.items():
-        path = '$."' + key.replace('"', '""') + '"'
-        kind = func.json_type(column, path)
+    for number, (key, value) in enumerate(encoded.items()):
+        # json_each, not a JSON path: SQLite's paths cannot spell every key (a '"').
+        entry = metadata_entries(f"wanted_{number}")
+        terms = [entry.c.key == key]
         if value is None:
-            conditions.append(kind == "null")
+            terms.append(entry.c.type == "null")
         elif isinstance(value, bool):
-            conditions.append(kind == ("true" if value else "false"))
+            terms.append(entry.c.type == ("true" if value else "false"))
         else:
-            # json_extract gives 1 for true: match the JSON type too, as `@>` does.
+            # json_each gives 1 for true: match the JSON type too, as `@>` does.
             kinds = ("text",) if isinstance(value, str) else ("integer", "real")
-            conditions.append(kind.in_(kinds))
-            conditions.append(func.json_extract(column, path) == value)
+            terms.append(entry.c.type.in_(kinds))
+            terms.append(entry.c.value == value)
+        conditions.append(exists().select_from(entry).where(*terms))
     return and_(*conditions)
+
+
+def metadata_entries(name: str) -> Any:
+    """SQLite: the entries of the conversation's ``metadata`` object (``key``, ``value``
+    and JSON ``type``), a table-valued ``json_each`` named ``name``."""
+    entries = func.json_each(conversations.c.metadata)
+    return entries.table_valued("key", "value", "type", name=name)
 
 
 def delete_conversation(connection: Connection, conversation_id: str) -> bool:
@@ -212,8 +226,8 @@ def open_conversation(connection: Connection, conversation_id: str) -> dict[str,
         metadata = json.loads(metadata)
     return {
         "id": found_id,
-        "title": title,
-        "metadata": metadata,
+        "title": None if title is None else decode_text(title),
+        "metadata": decode_json(metadata),
         "parent_id": parent_id,
         "fork_position": fork_position,
         "created_at": read_time(created_at),
@@ -236,7 +250,11 @@ def insert_tool_calls(
     dialect = connection.dialect.name
     make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = make_insert(tool_calls).on_conflict_do_nothing(
-        index_elements=[tool_calls.c.conversation_id, tool_calls.c.tool_use_id]
+        index_elements=[
+            tool_calls.c.conversation_id,
+            tool_calls.c.message_position,
+            tool_calls.c.tool_use_id,
+        ]
     )
     connection.execute(
         statement,
@@ -276,16 +294,18 @@ def load_tool_calls(
 def start_tool_call(
     connection: Connection,
     conversation_id: str,
+    position: int,
     tool_use_id: str,
     expected_status: str,
     now: datetime,
 ) -> bool:
-    """Mark a call running (one more attempt) if it is still ``expected_status``;
-    whether this caller got it."""
+    """Mark the call ``tool_use_id`` of the reply at ``position`` running (one more
+    attempt) if it is still ``expected_status``; whether this caller got it."""
     result = connection.execute(
         update(tool_calls)
         .where(
             tool_calls.c.conversation_id == conversation_id,
+            tool_calls.c.message_position == position,
             tool_calls.c.tool_use_id == tool_use_id,
             tool_calls.c.status == expected_status,
         )
@@ -297,6 +317,7 @@ def start_tool_call(
 def finish_tool_call(
     connection: Connection,
     conversation_id: str,
+    position: int,
     tool_use_id: str,
     *,
     status: str,
@@ -305,11 +326,13 @@ def finish_tool_call(
     error: str | None,
     now: datetime,
 ) -> None:
-    """Store a call's outcome (``succeeded`` or ``failed``) and its tool_result content."""
+    """Store the outcome (``succeeded`` or ``failed``) of the call ``tool_use_id`` of the
+    reply at ``position`` and its tool_result content."""
     connection.execute(
         update(tool_calls)
         .where(
             tool_calls.c.conversation_id == conversation_id,
+            tool_calls.c.message_position == position,
             tool_calls.c.tool_use_id == tool_use_id,
         )
         .values(status=status, result=result, is_error=is_error, error=error, finished_at=now)

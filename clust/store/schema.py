@@ -8,7 +8,8 @@ test runs autogenerate against both databases and expects no difference).
   included; ``request_head`` keeps them as the exact text sent), user metadata,
   the parent and fork point of a fork, ``next_position``, the counter that hands
   out message positions inside the write transaction (never timestamps or global ids),
-  and the lease: who is sending on the conversation, until when.
+  and the lease: who is sending on the conversation, until when, and which process
+  waits to send next.
 - ``clust_messages``: the turns, keyed by (conversation, position). ``wire`` holds
   the message exactly as it was sent (JSON text, not JSONB: PostgreSQL's JSONB
   reorders keys, and history is spliced into the next request byte for byte);
@@ -23,7 +24,8 @@ test runs autogenerate against both databases and expects no difference).
   assembled (the turns themselves stay).
 - ``clust_tool_calls``: every tool call Claude asked for, its status (pending,
   running, succeeded, failed), input, result and attempts: what lets a tool loop
-  pick up after a crash without running a completed tool twice.
+  pick up after a crash without running a completed tool twice. Keyed by
+  (conversation, position of the reply, tool_use id): a later reply may repeat an id.
 - ``clust_batches`` / ``clust_batch_items``: Message Batches sent by
   ``Store.batch_send``: the batch (our id, the API's id once known, state, the counts
   last seen) and one item per conversation (its ``custom_id`` and the position of the
@@ -38,7 +40,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -46,13 +47,15 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from clust.store.nul_text import NulSafeJson, NulSafeString, NulSafeText
 
 __all__ = [
     "Base",
@@ -79,8 +82,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
-# JSON on SQLite, JSONB on PostgreSQL (indexable, and `@>` for metadata filters).
-JsonColumn = JSON().with_variant(JSONB(), "postgresql")
+# JSON on SQLite, JSONB on PostgreSQL (indexable, and `@>` for metadata filters), with
+# NUL characters stored in a form PostgreSQL takes (see clust.store.nul_text).
+JsonColumn = NulSafeJson()
 
 _NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,7 +107,7 @@ class ConversationRow(Base):
     __tablename__ = "clust_conversations"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    title: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(NulSafeText())
     model: Mapped[str] = mapped_column(String(200))
     # Every request field but messages, as the JSON text that is sent: the source of
     # truth for sending (JSONB reorders keys; the columns below are for queries).
@@ -126,6 +130,13 @@ class ConversationRow(Base):
     # On this row, so claiming it and reserving positions are one update.
     lease_holder: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
+    # The next turn reserved by a process whose sender waits for the lease (its holder
+    # prefix, ``host:pid:``; null: none): a free lease goes only to it until
+    # ``lease_next_until``, and the sender that began waiting first (``lease_next_since``)
+    # takes the reservation over, so waits across processes stay bounded.
+    lease_next: Mapped[str | None] = mapped_column(String(64))
+    lease_next_since: Mapped[datetime | None]
+    lease_next_until: Mapped[datetime | None]
 
     __table_args__ = (
         # newest first, paginated by (created_at, id)
@@ -197,6 +208,11 @@ class UsageRow(Base):
     # The lease holder that sent the attempt: an "unknown" row whose holder still
     # holds its conversation's lease is in flight, not lost.
     holder: Mapped[str | None] = mapped_column(String(64))
+    # A budget's reservation, written with the intent row when budgets apply: the
+    # request's estimated input tokens and its max_tokens. Spending counts it while
+    # the row is "unknown" (in flight, or maybe billed), the real usage once completed.
+    reserved_input_tokens: Mapped[int | None] = mapped_column(Integer)
+    reserved_output_tokens: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         ForeignKeyConstraint(
@@ -220,22 +236,25 @@ class ToolCallRow(Base):
         ForeignKey("clust_conversations.id", ondelete="CASCADE"),
         primary_key=True,
     )
-    tool_use_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    # The assistant message holding the tool_use block.
-    message_position: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(200))
+    tool_use_id: Mapped[str] = mapped_column(NulSafeString(200), primary_key=True)
+    # The assistant message holding the tool_use block. Part of the key: a later reply
+    # may repeat an earlier id (an edited or forked history, a test server restarted),
+    # and its call is a new call.
+    message_position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(NulSafeString(200))
     input: Mapped[Any] = mapped_column(JsonColumn)
     status: Mapped[str] = mapped_column(String(16))
     # The tool_result content as wire JSON text (a string or content blocks).
     result: Mapped[str | None] = mapped_column(Text)
     is_error: Mapped[bool] = mapped_column(Boolean)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(NulSafeText())
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_clust_tool_calls_message", "conversation_id", "message_position"),)
+    # The key leads with (conversation, position): the calls of one reply are read by it.
+    __table_args__ = (PrimaryKeyConstraint("conversation_id", "message_position", "tool_use_id"),)
 
 
 class SummaryRow(Base):

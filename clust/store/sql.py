@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from clust.store.engine import DIRECT, statements_watched
+from clust.store.faults import fault
 
 __all__ = ["Sql", "db_time", "driver_error", "read_time", "watched"]
 
@@ -78,9 +79,10 @@ class Sql:
 
 def driver_error(
     connection: Connection, sql: str, params: Any, error: Any, cursor: Any
-) -> DBAPIError:
+) -> Exception:
     """``error`` of a statement run on the driver's cursor, wrapped as SQLAlchemy wraps
-    it. When the driver reports the connection lost, SQLAlchemy's own rule applies: the
+    it, or the typed error of a database fault (:func:`clust.store.faults.fault`).
+    When the driver reports the connection lost, SQLAlchemy's own rule applies: the
     connection is invalidated, and so is every connection the pool held then (a server
     that dropped one has usually dropped them all)."""
     dialect = connection.dialect
@@ -91,6 +93,9 @@ def driver_error(
         connection.invalidate(error)
         # A fresh pool: the connections of the old one are dropped, not reused.
         connection.engine.dispose(close=False)
+    typed = fault(error, connection.engine, lost=lost)
+    if typed is not None:
+        return typed
     wrapped = DBAPIError.instance(
         sql,
         params,

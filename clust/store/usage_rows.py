@@ -135,6 +135,10 @@ _INSERT_LOOSE_ATTEMPT = Sql(
         :started_at, :started_at, 'unknown', NULL, NULL, NULL, :holder)"""
 )
 _INSERT_LOOSE_ATTEMPT_PG = Sql(_INSERT_LOOSE_ATTEMPT.named + " RETURNING id")
+_RESERVE = Sql(
+    """UPDATE clust_usage SET reserved_input_tokens = :input, reserved_output_tokens = :output
+    WHERE id = :attempt"""
+)
 
 
 def insert_attempt(
@@ -144,10 +148,11 @@ def insert_attempt(
     model: str | None,
     started_at: datetime,
     holder: str | None = None,
+    reserved: tuple[int, int] | None = None,
 ) -> int:
     """Write the intent row of a request about to be sent (outcome ``unknown``) and
     return its id. ``model`` ``None``: the conversation's model (the conversation must
-    exist then)."""
+    exist then). ``reserved``: a budget's reservation, (input tokens, output tokens)."""
     params = {
         "conversation_id": conversation_id,
         "model": model,
@@ -168,6 +173,9 @@ def insert_attempt(
     cursor.close()
     if found is None:
         raise LookupError(f"no conversation {conversation_id!r} to record an attempt of")
+    if reserved is not None:
+        reservation = {"attempt": found, "input": reserved[0], "output": reserved[1]}
+        _RESERVE.run(connection, reservation).close()
     return int(found)
 
 

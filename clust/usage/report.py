@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Row
 
 from clust.messages.errors import InvalidParameter
+from clust.store.nul_text import decode_json
 from clust.usage.cost import cache_savings, cost_of
 from clust.usage.pricing import Price, PriceTable
 from clust.usage.statement import METADATA_PREFIX, SUMMED, Filters, parse_grouping
@@ -154,7 +155,7 @@ def _read_key(by: str | None, value: Any) -> Any:
     if by == "hour":
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
         return moment.replace(tzinfo=timezone.utc)
-    return json.loads(value)
+    return decode_json(json.loads(value))
 
 
 def _identity(by: str | None, key: Any) -> Any:

@@ -13,7 +13,8 @@ Day and hour keys are UTC: PostgreSQL truncates ``started_at AT TIME ZONE 'UTC'`
 SQLite formats the stored UTC text with ``strftime``. A metadata key is read from the
 conversation's ``metadata`` JSON as JSON text (``true`` stays distinct from ``1``
 and from ``"1"``) through a left join, so usage rows of deleted conversations
-(``conversation_id`` NULL) group under a null key.
+(``conversation_id`` NULL) group under a null key; SQLite finds the key with
+``json_each`` (its JSON paths cannot spell every key).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from clust.messages.errors import InvalidParameter
-from clust.store.repository import conversations, metadata_matches, usage
+from clust.messages.storable import check_text, checked_metadata
+from clust.store.nul_text import encode_text
+from clust.store.repository import conversations, metadata_entries, metadata_matches, usage
 from clust.store.usage_rows import BILLED_OUTCOMES
 
 __all__ = ["GROUPINGS", "METADATA_PREFIX", "Filters", "parse_grouping", "report_statement"]
@@ -65,6 +68,7 @@ def parse_grouping(by: str | None) -> str | None:
     if by is None or by in GROUPINGS:
         return by
     if isinstance(by, str) and by.startswith(METADATA_PREFIX) and len(by) > len(METADATA_PREFIX):
+        check_text("by", by)
         return by
     raise InvalidParameter("by", by, f"None, one of {list(GROUPINGS)} or 'metadata:<key>'")
 
@@ -94,11 +98,12 @@ class Filters:
         object.__setattr__(self, "until", _utc("until", self.until))
         for name in ("model", "conversation_id"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidParameter(name, value, "a string")
+            check_text(name, value, optional=True)
+            if value is not None and "\x00" in value:  # no id holds one
+                raise InvalidParameter(name, value, "a string without NUL characters")
         if self.metadata is not None:
-            for key, value in self.metadata.items():
-                if not isinstance(key, str) or not isinstance(value, _SCALARS):
+            for key, value in checked_metadata(self.metadata).items():
+                if not isinstance(value, _SCALARS):
                     raise InvalidParameter(
                         f"metadata[{key!r}]", value, "a str, int, float, bool or None"
                     )
@@ -119,23 +124,22 @@ class Filters:
         return terms
 
 
-def _json_path(key: str) -> str:
-    return '$."' + key.replace('"', '""') + '"'
-
-
 def _metadata_value(connection: Connection, key: str) -> ColumnElement[Any]:
-    """The value under ``key`` as JSON text; SQL NULL or ``null`` when absent."""
+    """The value under ``key`` as JSON text; SQL NULL or ``null`` when absent. Strings
+    come as stored (:func:`clust.store.nul_text.encode_json`)."""
     column = conversations.c.metadata
+    stored_key = encode_text(key)
     if connection.dialect.name == "postgresql":
-        return cast(column.op("->")(cast(literal(key), Text)), Text)
-    path = _json_path(key)
-    kind = func.json_type(column, path)
-    # json_extract gives 1/0 for true/false: keep booleans as JSON booleans.
-    return case(
-        (kind == "true", literal_column("'true'")),
-        (kind == "false", literal_column("'false'")),
-        else_=func.json_quote(func.json_extract(column, path)),
+        return cast(column.op("->")(cast(literal(stored_key), Text)), Text)
+    # json_each, not a JSON path: SQLite's paths cannot spell every key (a '"').
+    entry = metadata_entries("grouped")
+    # json_each gives 1/0 for true/false: keep booleans as JSON booleans.
+    text = case(
+        (entry.c.type == "true", literal_column("'true'")),
+        (entry.c.type == "false", literal_column("'false'")),
+        else_=func.json_quote(entry.c.value),
     )
+    return select(text).select_from(entry).where(entry.c.key == stored_key).scalar_subquery()
 
 
 def _key(connection: Connection, by: str) -> ColumnElement[Any]:
