@@ -113,7 +113,9 @@ async def test_parallel_async_tools_run_concurrently(
     elapsed = time.monotonic() - started
 
     assert result.stop == "end_turn"
-    assert elapsed < 0.75, f"three 0.3 s tools took {elapsed:.2f} s: not concurrent"
+    # One after another they would take 0.9 s at least; the spans below overlapping
+    # is the proof that does not depend on the machine's load.
+    assert elapsed < 0.9, f"three 0.3 s tools took {elapsed:.2f} s: not concurrent"
     assert max(begin for begin, _ in spans.values()) < min(end for _, end in spans.values())
     assert tool_results_sent(fake) == [
         {"type": "tool_result", "tool_use_id": f"toolu_{k}", "content": f"value of {k}"}
