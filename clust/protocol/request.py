@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from clust.messages.errors import StreamOptionMismatch
+from clust.messages.errors import InvalidParameter, StreamOptionMismatch
 from clust.protocol.credentials import AuthScheme, Credentials, check_header, checked_headers
 
 if TYPE_CHECKING:
@@ -84,12 +84,22 @@ def base_headers(
 
 
 def merge_betas(*groups: Iterable[str] | None) -> list[str]:
-    """Beta names from several sources, in first-seen order, without duplicates."""
+    """Beta names from several sources, in first-seen order, without duplicates.
+
+    Raises:
+        InvalidParameter: a group holds anything but strings (one string is one group).
+    """
     seen: dict[str, None] = {}
     for group in groups:
         if group is None:
             continue
+        if isinstance(group, str):
+            group = [group]
+        if isinstance(group, bytes) or not isinstance(group, Iterable):
+            raise InvalidParameter("betas", group, "a list of beta names (strings)")
         for beta in group:
+            if not isinstance(beta, str):
+                raise InvalidParameter("betas", beta, "beta names as strings")
             for name in beta.split(","):
                 name = name.strip()
                 if name:

@@ -61,7 +61,7 @@ _RECONNECT = "clust_reconnect"  # the engine's execution option holding its wind
 _SUPPORTED = (
     "an SQLAlchemy URL: 'sqlite:///path/to/chat.db' or 'postgresql+psycopg://user@host/dbname'"
 )
-_SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 13, 14
+_SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 8, 13, 14
 _PG_READ_ONLY, _PG_DISK_FULL = "25006", "53100"
 _PG_GONE = ("57P01", "57P02", "57P03")  # admin/crash shutdown, cannot connect now
 
@@ -218,6 +218,13 @@ def _sqlite_fault(
         )
     if code == _SQLITE_FULL:
         return _full(f"the SQLite database {path}", detail)
+    if code == _SQLITE_IOERR:  # the transaction was rolled back: nothing in doubt
+        return DatabaseUnavailable(
+            f"the SQLite database {path} could not be read or written ({detail}): "
+            "check the disk and the file size limit (ulimit -f) of this process",
+            False,
+            reconnect_seconds(engine),
+        )
     if code == _SQLITE_CANTOPEN:
         return DatabaseUnavailable(
             f"cannot open the SQLite database {path} ({detail}): check that its "
@@ -246,6 +253,7 @@ def sqlite_code(error: sqlite3.Error) -> int | None:
         ("readonly database", _SQLITE_READONLY),
         ("database or disk is full", _SQLITE_FULL),
         ("unable to open database file", _SQLITE_CANTOPEN),
+        ("disk I/O error", _SQLITE_IOERR),
     ):
         if needle in text:
             return value

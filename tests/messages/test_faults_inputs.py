@@ -212,3 +212,18 @@ def test_a_header_value_is_never_quoted(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(e.InvalidHeaderValue) as caught:
         Client.from_env()
     assert "X-Upstream-Key" in str(caught.value) and FRAGMENT not in _all_text(caught.value)
+
+
+@pytest.mark.parametrize("betas", [[1], [None], 5, [b"files-api-2025-04-14"]])
+def test_betas_that_are_not_names_are_refused_before_the_network(betas: object) -> None:
+    from clust.testing import FakeClaude
+
+    with FakeClaude() as fake, Client(api_key="test-key", base_url=fake.base_url) as client:
+        request = body(messages=[Message.user("hi")])
+        with pytest.raises(e.InvalidParameter) as raised:
+            client.create_a_message(request, betas=betas)  # type: ignore[arg-type]
+        assert raised.value.field == "betas"
+        # one name given as a plain string is one beta
+        client.create_a_message(request, betas="files-api-2025-04-14")
+        assert len(fake.requests) == 1
+        assert fake.requests[0].headers["anthropic-beta"] == "files-api-2025-04-14"

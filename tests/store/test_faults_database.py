@@ -585,3 +585,40 @@ def test_a_read_only_sqlite_file_is_readable(
     for write in ("create", "send"):
         assert "read-only" in out[write]
     assert len(fake.requests) == 1  # the refused send sent nothing
+
+
+_FILE_SIZE_LIMIT_CHILD = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+from clust import Store
+from clust.messages import DatabaseUnavailable
+store = Store("sqlite:///" + sys.argv[1])
+store.create_conversation(model="claude-sonnet-5-5", max_tokens=16)
+limit = 4 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    for _ in range(200):
+        store.create_conversation(model="claude-sonnet-5-5", max_tokens=16, title="x" * 100_000)
+except DatabaseUnavailable as error:
+    print("typed:", error)
+    sys.exit(0)
+except BaseException as error:
+    print("untyped:", type(error).__module__, type(error).__name__, error)
+    sys.exit(1)
+print("no error")
+sys.exit(2)
+"""
+
+
+def test_a_write_past_the_file_size_limit_raises_a_typed_error(tmp_path: Path) -> None:
+    """An I/O error while writing (here EFBIG from RLIMIT_FSIZE, as a failing disk
+    gives EIO) is rolled back by SQLite: it is raised as DatabaseUnavailable, not as
+    the driver's error."""
+    child = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMIT_CHILD, str(tmp_path / "limited.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert "could not be read or written" in child.stdout
