@@ -167,8 +167,10 @@ class BaseClient(ClientCore, Generic[HttpT]):
     """Settings, construction and closing common to the sync and async clients.
 
     Args:
-        api_key: the API key or auth token.
-        base_url: API root, ``https://api.anthropic.com`` by default.
+        api_key: the API key or auth token; by default ``ANTHROPIC_API_KEY`` (else
+            ``ANTHROPIC_AUTH_TOKEN``), as the official SDK reads it.
+        base_url: API root: ``ANTHROPIC_BASE_URL`` if set, else
+            ``https://api.anthropic.com``.
         timeout: seconds, or an ``httpx.Timeout``; default 600 s (5 s to connect).
         max_retries: retries after the first attempt (default 2).
         retry_policy: backoff and the ceiling on server-requested waits.
@@ -190,6 +192,9 @@ class BaseClient(ClientCore, Generic[HttpT]):
         http_client: HttpT | None = None,
         auth_scheme: AuthScheme = "bearer",
     ) -> None:
+        if api_key is None or base_url is None:
+            found = settings_from_env({"api_key": api_key, "base_url": base_url})
+            api_key, base_url = found["api_key"], found["base_url"]
         self._settings = ClientSettings.build(
             api_key=api_key,
             base_url=base_url,

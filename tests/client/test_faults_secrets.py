@@ -253,9 +253,9 @@ def _database_files(url: str, found: Artifacts) -> None:
 
 
 def test_conversations_and_exports_leave_no_key(
+    db_url: str,  # noqa: F811  (the fixture imported above; first: a skip comes before artifacts)
     fake: FakeClaude,
     artifacts: Artifacts,
-    db_url: str,  # noqa: F811  (the fixture imported above)
     tmp_path: Path,
 ) -> None:
     with (
@@ -305,3 +305,20 @@ def test_conversations_and_exports_leave_no_key(
     else:
         _postgres_dump(db_url, artifacts)
     assert "Echo: Hi" in outputs[0].stdout  # the command's request carried the right key
+
+
+@pytest.mark.parametrize("client_class", [Client, AsyncClient])
+def test_a_client_built_without_arguments_reads_the_environment_as_the_sdk_does(
+    client_class: type[Client] | type[AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key-123")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/")
+    client = client_class()
+    assert client._settings.base_url == "http://127.0.0.1:9"
+    assert client._settings.credentials.header()[1].endswith("env-key-123")
+    explicit = client_class(api_key="given", base_url="http://127.0.0.1:8")
+    assert explicit._settings.base_url == "http://127.0.0.1:8"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(errors.MissingCredentials, match="ANTHROPIC_API_KEY"):
+        client_class()
