@@ -53,8 +53,7 @@ class ClientSettings:
     ) -> ClientSettings:
         if not api_key:
             raise MissingCredentials(
-                "no API key: pass api_key=..., or set ANTHROPIC_API_KEY "
-                "(or ANTHROPIC_AUTH_TOKEN)"
+                "no API key: pass api_key=..., or set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN)"
             )
         credentials = Credentials(api_key, auth_scheme)
         policy = retry_policy or RetryPolicy()
