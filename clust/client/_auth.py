@@ -8,7 +8,7 @@ a response or an exception no longer carries it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import Generator
 
 import httpx
 
@@ -34,19 +34,8 @@ class KeyAuth(httpx.Auth):
         request.headers[name] = value
         return name
 
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        added = self._add(request)
-        try:
-            yield request
-        finally:
-            if added is not None:
-                del request.headers[added]
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # One flow: httpx drives it for the sync and the async client alike.
         added = self._add(request)
         try:
             yield request
